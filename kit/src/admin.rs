@@ -1,0 +1,91 @@
+//! The admin HTTP port every process runs beside its main port: Prometheus
+//! scrapes `/metrics`, Kubernetes probes `/healthz` and `/readyz`. Keeping it
+//! off the main port means a scrape or probe never competes with user traffic
+//! for the main port's limits, and network policies can expose it separately.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::metrics::Registry;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    pub host: String,
+    /// 0 picks a free port (tests); deployments set a fixed one to scrape.
+    pub port: u16,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 0,
+        }
+    }
+}
+
+impl AdminSettings {
+    pub async fn bind(&self) -> std::io::Result<TcpListener> {
+        TcpListener::bind((self.host.as_str(), self.port)).await
+    }
+}
+
+#[derive(Clone)]
+struct AdminState {
+    registry: Registry,
+    ready: watch::Receiver<bool>,
+}
+
+/// `/metrics`, `/healthz` (the process answers) and `/readyz` (it should get
+/// traffic: `ready` is true). Callers merge their own admin routes into it.
+pub fn router(registry: Registry, ready: watch::Receiver<bool>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(AdminState { registry, ready })
+}
+
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.registry.encode(),
+    )
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    if *state.ready.borrow() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The address a listener is bound to, for logs.
+pub fn local_addr(listener: &TcpListener) -> Option<SocketAddr> {
+    listener.local_addr().ok()
+}

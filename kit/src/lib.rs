@@ -1,0 +1,28 @@
+//! `kit` is what every newsroom process shares, so that a new service is its
+//! proto, its handlers and a few lines of config:
+//!
+//! - [`config`]: layered YAML + `APP_SECTION__KEY` environment variables;
+//! - [`telemetry`]: logs (and, when configured, traces and error reports);
+//! - [`metrics`]: a per-process Prometheus registry and the standard families;
+//! - [`discovery`]: etcd registration, watching and client-side balancing;
+//! - [`server`]: a gRPC server with health, reflection, metrics, registration
+//!   and the graceful-shutdown sequence already wired;
+//! - [`client`]: a gRPC channel to a discovered service;
+//! - [`db`]: a SQLite-or-MySQL pool with migrations applied at start-up;
+//! - [`admin`]: the admin HTTP port (`/metrics`, `/healthz`, `/readyz`);
+//! - [`shutdown`] and [`runtime`]: signals, drain limits and the tokio runtime.
+
+pub mod admin;
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod discovery;
+pub mod metrics;
+pub mod runtime;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use server::PlatformSettings;

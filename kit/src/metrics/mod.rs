@@ -1,0 +1,128 @@
+//! A Prometheus registry per process (not a global, so that tests can run a
+//! gateway and three services in one process and still tell them apart), and
+//! the metric families every process exports.
+
+pub mod grpc;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Metric;
+
+pub use grpc::{GrpcMetrics, GrpcMetricsLayer};
+
+/// Latency buckets (seconds) fine enough around the usual API budget that a
+/// p98 computed with `histogram_quantile` is within a few milliseconds.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048,
+    4.096, 8.192,
+];
+
+/// A cheap, cloneable handle to one process's metrics.
+#[derive(Clone, Default)]
+pub struct Registry {
+    inner: Arc<Mutex<prometheus_client::registry::Registry>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `metric` under `name`. Metrics are handles: keep a clone and
+    /// update it; the registry reads the same value when scraped.
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register(name, help, metric);
+    }
+
+    /// The Prometheus text exposition of every registered metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &registry);
+        out
+    }
+}
+
+/// Turns request paths into `&'static str` label values, so that labelling a
+/// request allocates nothing after the first call of each method. Only a
+/// bounded number of names is kept: anything beyond that (a scanner trying
+/// random paths) is labelled `other`, so it cannot grow the series count.
+#[derive(Debug)]
+pub(crate) struct Interner {
+    names: RwLock<HashMap<Box<str>, &'static str>>,
+    limit: usize,
+}
+
+impl Interner {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            names: RwLock::new(HashMap::new()),
+            limit,
+        }
+    }
+
+    pub(crate) fn intern(&self, name: &str) -> &'static str {
+        if let Some(found) = self
+            .names
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+        {
+            return found;
+        }
+        let mut names = self.names.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = names.get(name) {
+            return found;
+        }
+        if names.len() >= self.limit {
+            return "other";
+        }
+        // Leaking is bounded by `limit` and lets label sets be `Copy`.
+        let leaked: &'static str = Box::leak(name.into());
+        names.insert(name.into(), leaked);
+        leaked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_the_same_name_twice_gives_the_same_str() {
+        let interner = Interner::new(10);
+        let a = interner.intern("/a.v1.A/Get");
+        let b = interner.intern("/a.v1.A/Get");
+        assert!(std::ptr::eq(a, b));
+    }
+
+    #[test]
+    fn names_past_the_limit_are_labelled_other() {
+        let interner = Interner::new(2);
+        interner.intern("a");
+        interner.intern("b");
+        assert_eq!(interner.intern("c"), "other");
+        assert_eq!(interner.intern("a"), "a");
+    }
+
+    #[test]
+    fn the_registry_encodes_registered_metrics() {
+        let registry = Registry::new();
+        let counter = prometheus_client::metrics::counter::Counter::<u64>::default();
+        registry.register("widgets", "Widgets made", counter.clone());
+        counter.inc();
+        assert!(registry.encode().contains("widgets_total 1"));
+    }
+}

@@ -1,0 +1,365 @@
+//! A gRPC server with everything a newsroom service needs besides its own
+//! handlers: health (`grpc.health.v1`), reflection (grpcurl works), metrics,
+//! etcd registration, the admin port, keep-alive settings and the graceful
+//! shutdown sequence.
+//!
+//! ```text
+//! GrpcServer::bind("user", &settings.platform, &registry)
+//!     .await?
+//!     .reflection(proto::user::v1::FILE_DESCRIPTOR_SET)
+//!     .add_service(UserServiceServer::new(api))
+//!     .run_until(kit::shutdown::signal())
+//!     .await?;
+//! ```
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::Service;
+
+use crate::admin::{self, AdminSettings};
+use crate::discovery::{ChannelSettings, DiscoverySettings, Instance, Registrar};
+use crate::metrics::{GrpcMetrics, GrpcMetricsLayer, Registry};
+use crate::runtime::RuntimeSettings;
+use crate::shutdown::ShutdownSettings;
+use crate::telemetry::TelemetrySettings;
+
+/// The settings every service shares, under `platform:` in its config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlatformSettings {
+    pub grpc: GrpcSettings,
+    pub admin: AdminSettings,
+    pub discovery: DiscoverySettings,
+    /// Connections this service opens to the services it calls.
+    pub channel: ChannelSettings,
+    pub telemetry: TelemetrySettings,
+    pub shutdown: ShutdownSettings,
+    pub runtime: RuntimeSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcSettings {
+    pub host: String,
+    /// 0 picks a free port (tests, several instances on one machine).
+    pub port: u16,
+    /// Host published in etcd for callers to dial. Defaults to `host`;
+    /// required when `host` is a wildcard (in Kubernetes: the pod IP).
+    pub advertise_host: Option<String>,
+    /// Connections are closed (GOAWAY) after this age, so that long-lived
+    /// HTTP/2 connections rebalance onto instances that joined later.
+    #[serde(with = "humantime_serde")]
+    pub max_connection_age: Duration,
+    /// Time in-flight requests get after a max-age GOAWAY.
+    #[serde(with = "humantime_serde")]
+    pub max_connection_age_grace: Duration,
+    /// HTTP/2 pings that detect dead callers.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for GrpcSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 0,
+            advertise_host: None,
+            max_connection_age: Duration::from_secs(300),
+            max_connection_age_grace: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a server could not start or stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot bind {what} on {host}:{port}: {source}")]
+    Bind {
+        what: &'static str,
+        host: String,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "grpc.host is {0}, a wildcard address callers cannot dial: set platform.grpc.advertise_host (APP_PLATFORM__GRPC__ADVERTISE_HOST)"
+    )]
+    NoAdvertiseHost(String),
+    #[error("invalid reflection descriptors: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("admin server failed: {0}")]
+    Admin(std::io::Error),
+}
+
+/// A bound, not yet serving, gRPC server.
+pub struct GrpcServer {
+    name: String,
+    settings: PlatformSettings,
+    registry: Registry,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
+    routes: RoutesBuilder,
+    services: Vec<&'static str>,
+    descriptors: Vec<&'static [u8]>,
+    health: HealthReporter,
+}
+
+impl GrpcServer {
+    /// Binds the gRPC and admin ports of service `name` (its discovery name).
+    pub async fn bind(
+        name: &str,
+        settings: &PlatformSettings,
+        registry: &Registry,
+    ) -> Result<Self, ServerError> {
+        let grpc = &settings.grpc;
+        if grpc.advertise_host.is_none() && is_wildcard(&grpc.host) {
+            return Err(ServerError::NoAdvertiseHost(grpc.host.clone()));
+        }
+        let listener = TcpListener::bind((grpc.host.as_str(), grpc.port))
+            .await
+            .map_err(|source| ServerError::Bind {
+                what: "gRPC",
+                host: grpc.host.clone(),
+                port: grpc.port,
+                source,
+            })?;
+        let admin = settings
+            .admin
+            .bind()
+            .await
+            .map_err(|source| ServerError::Bind {
+                what: "admin",
+                host: settings.admin.host.clone(),
+                port: settings.admin.port,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            what: "gRPC",
+            host: grpc.host.clone(),
+            port: grpc.port,
+            source,
+        })?;
+        let admin_addr = admin.local_addr().map_err(|source| ServerError::Bind {
+            what: "admin",
+            host: settings.admin.host.clone(),
+            port: settings.admin.port,
+            source,
+        })?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health_service);
+        Ok(Self {
+            name: name.to_owned(),
+            settings: settings.clone(),
+            registry: registry.clone(),
+            listener,
+            local_addr,
+            admin,
+            admin_addr,
+            routes,
+            services: vec!["grpc.health.v1.Health"],
+            descriptors: vec![tonic_health::pb::FILE_DESCRIPTOR_SET],
+            health,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Adds a generated `…Server`; it reports NOT_SERVING until registered.
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.routes.add_service(service);
+        self.services.push(S::NAME);
+        self
+    }
+
+    /// Publishes `descriptors` (a `FILE_DESCRIPTOR_SET` from `proto`) through
+    /// server reflection.
+    pub fn reflection(mut self, descriptors: &'static [u8]) -> Self {
+        self.descriptors.push(descriptors);
+        self
+    }
+
+    /// Serves until `signal` completes, then shuts down in order:
+    /// NOT_SERVING → leave etcd → propagation delay → stop accepting (GOAWAY)
+    /// → drain in-flight requests, bounded by the drain timeout.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let Self {
+            name,
+            settings,
+            registry,
+            listener,
+            local_addr,
+            admin,
+            admin_addr,
+            mut routes,
+            services,
+            descriptors,
+            health,
+        } = self;
+        let reflection = || {
+            descriptors.iter().fold(
+                tonic_reflection::server::Builder::configure(),
+                |builder, set| builder.register_encoded_file_descriptor_set(set),
+            )
+        };
+        // grpcurl and most tools still ask v1alpha; newer ones ask v1.
+        routes
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?);
+        for service in services.iter().chain([&""]) {
+            health
+                .set_service_status(*service, ServingStatus::NotServing)
+                .await;
+        }
+
+        let grpc = &settings.grpc;
+        let server = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(grpc.keepalive_interval))
+            .http2_keepalive_timeout(Some(grpc.keepalive_timeout))
+            .max_connection_age(grpc.max_connection_age)
+            .max_connection_age_grace(grpc.max_connection_age_grace)
+            // Metrics outermost: they see every request, including ones the
+            // inner layers reject.
+            .layer(GrpcMetricsLayer::new(GrpcMetrics::server(
+                &registry, &services,
+            )))
+            .add_routes(routes.routes());
+        let drain = CancellationToken::new();
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let mut serving = tokio::spawn(
+            server.serve_with_incoming_shutdown(incoming, drain.clone().cancelled_owned()),
+        );
+
+        // The listener is accepting: only now may callers learn about us.
+        let advertise_host = grpc
+            .advertise_host
+            .clone()
+            .unwrap_or_else(|| grpc.host.clone());
+        let instance = Instance::new(&name, format!("{advertise_host}:{}", local_addr.port()));
+        let registrar = Registrar::spawn(&settings.discovery, &name, instance, &registry);
+        let registered = registrar.registered();
+        let (ready_tx, ready_rx) = watch::channel(false);
+        let follow = tokio::spawn(follow_registration(
+            registered,
+            health.clone(),
+            services.clone(),
+            ready_tx,
+        ));
+        let admin_stop = CancellationToken::new();
+        let admin_task = tokio::spawn(admin::serve(
+            admin,
+            admin::router(registry.clone(), ready_rx),
+            admin_stop.clone().cancelled_owned(),
+        ));
+        tracing::info!(service = %name, grpc = %local_addr, admin = %admin_addr, "serving");
+
+        let early = tokio::select! {
+            () = signal => None,
+            result = &mut serving => Some(result),
+        };
+        if let Some(result) = early {
+            follow.abort();
+            registrar.deregister().await;
+            admin_stop.cancel();
+            return match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(ServerError::Serve(e)),
+                Err(join) => Err(ServerError::Admin(std::io::Error::other(join))),
+            };
+        }
+
+        tracing::info!(service = %name, "shutting down: leaving discovery");
+        follow.abort();
+        for service in services.iter().chain([&""]) {
+            health
+                .set_service_status(*service, ServingStatus::NotServing)
+                .await;
+        }
+        registrar.deregister().await;
+        tokio::time::sleep(settings.shutdown.propagation_delay).await;
+        tracing::info!(service = %name, "closing the listener and draining requests");
+        drain.cancel();
+        match tokio::time::timeout(settings.shutdown.drain_timeout, &mut serving).await {
+            Ok(Ok(Ok(()))) => tracing::info!(service = %name, "drained"),
+            Ok(Ok(Err(e))) => {
+                tracing::error!(service = %name, error = %e, "server failed while draining")
+            }
+            Ok(Err(e)) => tracing::error!(service = %name, error = %e, "server task failed"),
+            Err(_) => {
+                tracing::warn!(service = %name, timeout = ?settings.shutdown.drain_timeout, "drain timed out; dropping open requests");
+                serving.abort();
+            }
+        }
+        admin_stop.cancel();
+        let _ = admin_task.await;
+        Ok(())
+    }
+}
+
+/// Readiness (gRPC health and `/readyz`) follows registration: an instance
+/// that etcd does not list gets no traffic from the gateway, so it must not
+/// look ready to Kubernetes either, and a silent registration loss shows.
+async fn follow_registration(
+    mut registered: watch::Receiver<bool>,
+    health: HealthReporter,
+    services: Vec<&'static str>,
+    ready: watch::Sender<bool>,
+) {
+    loop {
+        let now = *registered.borrow_and_update();
+        let status = if now {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        for service in services.iter().chain([&""]) {
+            health.set_service_status(*service, status).await;
+        }
+        ready.send_replace(now);
+        if registered.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn is_wildcard(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+}

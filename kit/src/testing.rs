@@ -1,0 +1,173 @@
+//! Helpers for integration tests against real infrastructure: etcd, MariaDB
+//! and Redis. Each test gets its own etcd prefix and database so tests run in
+//! parallel without seeing each other.
+//!
+//! The shared servers come from `make test` (`scripts/deps.sh`), which
+//! starts them when they are not already running; their addresses can be
+//! moved with `NEWSROOM_TEST_ETCD` and `NEWSROOM_TEST_MYSQL`. Tests that break
+//! etcd on purpose start a private [`EtcdProcess`] instead.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::Connection;
+
+/// The shared etcd for tests.
+pub fn etcd_endpoint() -> String {
+    std::env::var("NEWSROOM_TEST_ETCD").unwrap_or_else(|_| "http://127.0.0.1:2379".into())
+}
+
+/// The MariaDB/MySQL server for tests, as a URL without a database.
+pub fn mysql_server() -> String {
+    std::env::var("NEWSROOM_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// A prefix no other test uses, for etcd keys and Redis keys.
+pub fn unique_name(kind: &str) -> String {
+    format!("t_{kind}_{}_{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+/// Creates a fresh, empty MySQL database and returns its URL.
+pub async fn mysql_database(kind: &str) -> String {
+    let name = unique_name(kind);
+    let server = mysql_server();
+    let mut conn = sqlx::mysql::MySqlConnection::connect(&server)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("MariaDB at {server} is not reachable ({e}); run `make test`, which starts it")
+        });
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    format!("{server}/{name}")
+}
+
+/// A SQLite URL for a fresh file in `dir`.
+pub fn sqlite_database(dir: &Path, kind: &str) -> String {
+    format!("sqlite://{}/{kind}.db", dir.display())
+}
+
+/// Logs for tests, once per test binary; `RUST_LOG` picks the level.
+pub fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// A free TCP port on 127.0.0.1 (for processes that cannot be told port 0).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private etcd server that a test may stop, restart or wipe.
+pub struct EtcdProcess {
+    child: Option<Child>,
+    data: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+}
+
+impl EtcdProcess {
+    /// Starts etcd on free ports with a fresh data directory and waits until
+    /// it answers.
+    pub async fn start() -> Self {
+        let mut etcd = Self {
+            child: None,
+            data: tempfile::tempdir().unwrap(),
+            client_port: free_port(),
+            peer_port: free_port(),
+        };
+        etcd.spawn().await;
+        etcd
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.data.path().join("etcd")
+    }
+
+    async fn spawn(&mut self) {
+        let client = self.endpoint();
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let child = Command::new("etcd")
+            .args(["--name", "test", "--data-dir"])
+            .arg(self.data_dir())
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("test={peer}")])
+            .args(["--log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd is not installed; run `make test`, which installs it");
+        self.child = Some(child);
+        self.wait_until_up().await;
+    }
+
+    async fn wait_until_up(&self) {
+        for _ in 0..200 {
+            if let Ok(mut client) = etcd_client::Client::connect([self.endpoint()], None).await
+                && client.get("health-probe", None).await.is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("etcd at {} did not come up", self.endpoint());
+    }
+
+    /// Kills etcd (SIGKILL); its data stays.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts etcd again on the same ports and data directory.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// Starts etcd again on the same ports with all data lost.
+    pub async fn restart_empty(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(self.data_dir());
+        self.spawn().await;
+    }
+}
+
+impl Drop for EtcdProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
