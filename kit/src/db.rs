@@ -119,6 +119,28 @@ pub async fn connect(
     Ok(pool)
 }
 
+/// Executes an `INSERT` and returns the id the database assigned.
+///
+/// `sqlx::Any` reports MySQL's insert id but not SQLite's (the SQLite Any
+/// driver leaves `last_insert_id` empty), and `RETURNING` is not in MySQL
+/// 8, so the SQLite id is read with `last_insert_rowid()` on the same
+/// connection.
+pub async fn insert(
+    pool: &AnyPool,
+    query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+) -> Result<i64, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let done = query.execute(&mut *conn).await?;
+    match done.last_insert_id() {
+        Some(id) => Ok(id),
+        None => {
+            sqlx::query_scalar("SELECT last_insert_rowid()")
+                .fetch_one(&mut *conn)
+                .await
+        }
+    }
+}
+
 /// SQLite URLs get `mode=rwc` unless they say otherwise, so the file is
 /// created on first start.
 fn sqlite_create_mode(url: &str, backend: Backend) -> String {

@@ -9,6 +9,8 @@
 //!   and the graceful-shutdown sequence already wired;
 //! - [`client`]: a gRPC channel to a discovered service;
 //! - [`db`]: a SQLite-or-MySQL pool with migrations applied at start-up;
+//! - [`pagination`], [`time`] and [`validate`]: cursor tokens, timestamps and
+//!   input checks for handlers;
 //! - [`admin`]: the admin HTTP port (`/metrics`, `/healthz`, `/readyz`);
 //! - [`shutdown`] and [`runtime`]: signals, drain limits and the tokio runtime.
 
@@ -18,11 +20,14 @@ pub mod config;
 pub mod db;
 pub mod discovery;
 pub mod metrics;
+pub mod pagination;
 pub mod runtime;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod time;
+pub mod validate;
 
 pub use server::PlatformSettings;

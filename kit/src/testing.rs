@@ -16,6 +16,12 @@ use std::sync::Once;
 use std::time::Duration;
 
 use sqlx::Connection;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::PlatformSettings;
+use crate::db::Backend;
+use crate::server::GrpcServer;
 
 /// The shared etcd for tests.
 pub fn etcd_endpoint() -> String {
@@ -51,6 +57,65 @@ pub async fn mysql_database(kind: &str) -> String {
 /// A SQLite URL for a fresh file in `dir`.
 pub fn sqlite_database(dir: &Path, kind: &str) -> String {
     format!("sqlite://{}/{kind}.db", dir.display())
+}
+
+/// A fresh database of `backend` (SQLite files go into `dir`).
+pub async fn database(backend: Backend, dir: &Path, kind: &str) -> String {
+    match backend {
+        Backend::MySql => mysql_database(kind).await,
+        Backend::Sqlite => sqlite_database(dir, kind),
+    }
+}
+
+/// Points `platform` at the test etcd under `prefix`, on free ports, with no
+/// shutdown propagation delay.
+pub fn prepare_platform(platform: &mut PlatformSettings, prefix: &str) {
+    platform.grpc.host = "127.0.0.1".into();
+    platform.grpc.port = 0;
+    platform.grpc.advertise_host = None;
+    platform.admin.host = "127.0.0.1".into();
+    platform.admin.port = 0;
+    platform.discovery.endpoints = vec![etcd_endpoint()];
+    platform.discovery.prefix = prefix.into();
+    platform.shutdown.propagation_delay = Duration::ZERO;
+}
+
+/// A [`GrpcServer`] running in the background of a test.
+pub struct RunningServer {
+    pub grpc_addr: std::net::SocketAddr,
+    pub admin_addr: std::net::SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), crate::server::ServerError>>,
+}
+
+impl RunningServer {
+    pub fn spawn(server: GrpcServer) -> Self {
+        let grpc_addr = server.local_addr();
+        let admin_addr = server.admin_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run_until(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            grpc_addr,
+            admin_addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// `http://host:port` of the gRPC port, for `…Client::connect`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// What SIGTERM does: runs the whole shutdown sequence.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap().unwrap();
+    }
 }
 
 /// Logs for tests, once per test binary; `RUST_LOG` picks the level.

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Installs and starts what newsroom needs on a Debian/Ubuntu machine, skipping
+# whatever is already there. Idempotent; safe to run before every command.
+#
+#   scripts/deps.sh build   # protoc (to compile the contracts) and etcd
+#   scripts/deps.sh test    # + a running etcd, MariaDB and Redis for tests
+set -euo pipefail
+
+mode=${1:-build}
+ETCD_ENDPOINT=${NEWSROOM_TEST_ETCD:-http://127.0.0.1:2379}
+STATE_DIR=${NEWSROOM_STATE_DIR:-${TMPDIR:-/tmp}/newsroom}
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else echo "need root to run: $*" >&2; return 1
+  fi
+}
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} = 0 ] && return 0
+  log "installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || {
+    as_root apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  }
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+wait_port() {
+  for _ in $(seq 1 100); do port_open "$1" "$2" && return 0; sleep 0.1; done
+  echo "nothing answers on $1:$2" >&2; return 1
+}
+
+ensure_cargo() {
+  command -v cargo >/dev/null && return 0
+  [ -x "$HOME/.cargo/bin/cargo" ] && return 0
+  apt_install curl ca-certificates build-essential
+  log "installing Rust with rustup"
+  curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+}
+
+ensure_etcd_running() {
+  local hostport=${ETCD_ENDPOINT#http://}
+  local host=${hostport%:*} port=${hostport##*:}
+  port_open "$host" "$port" && return 0
+  log "starting etcd on $ETCD_ENDPOINT (data in $STATE_DIR/etcd-test)"
+  mkdir -p "$STATE_DIR"
+  nohup etcd --name newsroom-test --data-dir "$STATE_DIR/etcd-test" \
+    --listen-client-urls "$ETCD_ENDPOINT" --advertise-client-urls "$ETCD_ENDPOINT" \
+    --listen-peer-urls "http://127.0.0.1:$((port + 1))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((port + 1))" \
+    --initial-cluster "newsroom-test=http://127.0.0.1:$((port + 1))" \
+    --log-level error >"$STATE_DIR/etcd-test.log" 2>&1 &
+  wait_port "$host" "$port"
+}
+
+ensure_mariadb_running() {
+  port_open 127.0.0.1 3306 && return 0
+  apt_install mariadb-server
+  log "starting MariaDB"
+  if command -v start-stop-daemon >/dev/null && [ -x /usr/sbin/mariadbd ]; then
+    as_root mkdir -p /run/mysqld && as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+    as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  else
+    as_root service mariadb start
+  fi
+  wait_port 127.0.0.1 3306
+}
+
+ensure_redis_running() {
+  port_open 127.0.0.1 6379 && return 0
+  apt_install redis-server
+  log "starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+  wait_port 127.0.0.1 6379
+}
+
+ensure_cargo
+apt_install protobuf-compiler etcd-server etcd-client
+if [ "$mode" = test ]; then
+  ensure_etcd_running
+  ensure_mariadb_running
+  ensure_redis_running
+fi

@@ -1,0 +1,10 @@
+//! The content service: articles.
+
+pub mod api;
+pub mod error;
+pub mod repository;
+pub mod settings;
+pub mod startup;
+
+/// The name this service registers under in discovery.
+pub const SERVICE: &str = "content";

@@ -1,0 +1,27 @@
+use kit::db::Migrations;
+use kit::metrics::Registry;
+use kit::server::GrpcServer;
+use proto::content::v1::content_service_server::ContentServiceServer;
+
+use crate::api::ContentApi;
+use crate::repository::ArticleRepository;
+use crate::settings::Settings;
+
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &sqlx::migrate!("./migrations/sqlite"),
+    mysql: &sqlx::migrate!("./migrations/mysql"),
+};
+
+/// Connects the database, applies migrations and binds the ports; the
+/// returned server is ready to `run_until` a shutdown signal.
+pub async fn build(settings: Settings) -> anyhow::Result<GrpcServer> {
+    let registry = Registry::new();
+    let pool = kit::db::connect(&settings.database, MIGRATIONS).await?;
+    let api = ContentApi::new(ArticleRepository::new(pool));
+    Ok(
+        GrpcServer::bind(crate::SERVICE, &settings.platform, &registry)
+            .await?
+            .reflection(proto::content::v1::FILE_DESCRIPTOR_SET)
+            .add_service(ContentServiceServer::new(api)),
+    )
+}

@@ -1,0 +1,108 @@
+//! The `user.v1.UserService` handlers.
+
+use std::collections::BTreeSet;
+
+use proto::user::v1 as pb;
+use proto::user::v1::user_service_server::UserService;
+use tonic::{Request, Response, Status};
+
+use kit::validate::positive;
+
+use crate::domain::{DisplayName, Password, Username};
+use crate::error::Error;
+use crate::password::Hasher;
+use crate::repository::{User, UserRepository};
+
+/// Most ids one `BatchGetUsers` may ask for.
+pub const MAX_BATCH: usize = 500;
+
+pub struct UserApi {
+    users: UserRepository,
+    hasher: Hasher,
+}
+
+impl UserApi {
+    pub fn new(users: UserRepository, hasher: Hasher) -> Self {
+        Self { users, hasher }
+    }
+}
+
+#[tonic::async_trait]
+impl UserService for UserApi {
+    async fn create_user(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
+        let request = request.into_inner();
+        let username = Username::parse(&request.username)?;
+        let display_name = DisplayName::parse(&request.display_name, &username)?;
+        let password = Password::parse(request.password)?;
+        let hash = self.hasher.hash(password).await?;
+        let user = self.users.insert(&username, &display_name, &hash).await?;
+        tracing::info!(user.id = user.id, "user created");
+        Ok(Response::new(pb::CreateUserResponse {
+            user: Some(to_proto(user)),
+        }))
+    }
+
+    async fn authenticate(
+        &self,
+        request: Request<pb::AuthenticateRequest>,
+    ) -> Result<Response<pb::AuthenticateResponse>, Status> {
+        let request = request.into_inner();
+        // Malformed input is a failed login, not a validation error: the
+        // answer must not tell which part was wrong.
+        let (Ok(username), Ok(password)) = (
+            Username::parse(&request.username),
+            Password::parse(request.password),
+        ) else {
+            return Err(Error::BadCredentials.into());
+        };
+        let credentials = self.users.credentials(&username).await?;
+        let (user, hash) = match credentials {
+            Some(c) => (Some(c.user), Some(c.password_hash)),
+            None => (None, None),
+        };
+        match (self.hasher.verify(password, hash).await?, user) {
+            (true, Some(user)) => Ok(Response::new(pb::AuthenticateResponse {
+                user: Some(to_proto(user)),
+            })),
+            _ => Err(Error::BadCredentials.into()),
+        }
+    }
+
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
+        let id = positive("id", request.into_inner().id)?;
+        let user = self.users.by_id(id).await?.ok_or(Error::NotFound(id))?;
+        Ok(Response::new(pb::GetUserResponse {
+            user: Some(to_proto(user)),
+        }))
+    }
+
+    async fn batch_get_users(
+        &self,
+        request: Request<pb::BatchGetUsersRequest>,
+    ) -> Result<Response<pb::BatchGetUsersResponse>, Status> {
+        let ids: BTreeSet<i64> = request.into_inner().ids.into_iter().collect();
+        if ids.len() > MAX_BATCH {
+            return Err(Error::Invalid(format!("at most {MAX_BATCH} ids per batch")).into());
+        }
+        let ids: Vec<i64> = ids.into_iter().filter(|id| *id > 0).collect();
+        let users = self.users.by_ids(&ids).await?;
+        Ok(Response::new(pb::BatchGetUsersResponse {
+            users: users.into_iter().map(to_proto).collect(),
+        }))
+    }
+}
+
+fn to_proto(user: User) -> pb::User {
+    pb::User {
+        id: user.id,
+        username: user.username,
+        display_name: user.display_name,
+        created_at: Some(kit::time::timestamp(user.created_at)),
+    }
+}

@@ -1,0 +1,151 @@
+//! Argon2id password hashing, off the async runtime and bounded, so a burst
+//! of sign-ups cannot starve every other request of CPU.
+
+use std::sync::Arc;
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+use crate::domain::Password;
+use crate::error::Error;
+
+/// Argon2id cost. The defaults are OWASP's recommendation (19 MiB, 2 passes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordSettings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    /// Hashes computed at once; 0 means one per CPU core.
+    pub max_concurrent: usize,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            max_concurrent: 0,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Hasher {
+    argon2: Arc<Argon2<'static>>,
+    permits: Arc<Semaphore>,
+    /// Verified against when a username does not exist, so that answering
+    /// "no such user" takes as long as "wrong password" and timing does not
+    /// reveal which usernames exist.
+    dummy: Arc<str>,
+}
+
+impl Hasher {
+    pub fn new(settings: &PasswordSettings) -> Result<Self, argon2::Error> {
+        let params = Params::new(settings.memory_kib, settings.iterations, 1, None)?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let dummy = argon2
+            .hash_password(b"not a real password")
+            .map_err(|_| argon2::Error::OutputTooShort)?
+            .to_string();
+        let permits = match settings.max_concurrent {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        Ok(Self {
+            argon2: Arc::new(argon2),
+            permits: Arc::new(Semaphore::new(permits)),
+            dummy: dummy.into(),
+        })
+    }
+
+    pub async fn hash(&self, password: Password) -> Result<String, Error> {
+        let argon2 = self.argon2.clone();
+        self.blocking(move || {
+            argon2
+                .hash_password(password.as_bytes())
+                .map(|hash| hash.to_string())
+                .map_err(|e| Error::Hashing(e.to_string()))
+        })
+        .await
+    }
+
+    /// Whether `password` matches `hash`; `None` (no such user) never matches
+    /// but costs the same time.
+    pub async fn verify(&self, password: Password, hash: Option<String>) -> Result<bool, Error> {
+        let argon2 = self.argon2.clone();
+        let exists = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy.to_string());
+        self.blocking(move || {
+            let parsed = PasswordHash::new(&hash).map_err(|e| Error::Hashing(e.to_string()))?;
+            Ok(exists && argon2.verify_password(password.as_bytes(), &parsed).is_ok())
+        })
+        .await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::Hashing(e.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::Hashing(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> Hasher {
+        Hasher::new(&PasswordSettings {
+            memory_kib: 64,
+            iterations: 1,
+            max_concurrent: 2,
+        })
+        .unwrap()
+    }
+
+    fn pw(s: &str) -> Password {
+        Password::parse(s.into()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_only() {
+        let h = cheap();
+        let hash = h.hash(pw("correct horse")).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(
+            h.verify(pw("correct horse"), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(!h.verify(pw("wrong horse!"), Some(hash)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_never_verifies() {
+        assert!(
+            !cheap()
+                .verify(pw("not a real password"), None)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn impossible_parameters_are_rejected() {
+        let bad = PasswordSettings {
+            memory_kib: 1,
+            ..Default::default()
+        };
+        assert!(Hasher::new(&bad).is_err());
+    }
+}

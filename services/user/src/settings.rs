@@ -1,0 +1,14 @@
+use serde::Deserialize;
+
+use crate::password::PasswordSettings;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub platform: kit::PlatformSettings,
+    pub database: kit::db::DatabaseSettings,
+    pub password: PasswordSettings,
+}
+
+/// Where the config files live unless `APP_CONFIG_DIR` says otherwise.
+pub const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");

@@ -1,0 +1,28 @@
+use kit::db::Migrations;
+use kit::metrics::Registry;
+use kit::server::GrpcServer;
+use proto::user::v1::user_service_server::UserServiceServer;
+
+use crate::api::UserApi;
+use crate::password::Hasher;
+use crate::repository::UserRepository;
+use crate::settings::Settings;
+
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &sqlx::migrate!("./migrations/sqlite"),
+    mysql: &sqlx::migrate!("./migrations/mysql"),
+};
+
+/// Connects the database, applies migrations and binds the ports; the
+/// returned server is ready to `run_until` a shutdown signal.
+pub async fn build(settings: Settings) -> anyhow::Result<GrpcServer> {
+    let registry = Registry::new();
+    let pool = kit::db::connect(&settings.database, MIGRATIONS).await?;
+    let api = UserApi::new(UserRepository::new(pool), Hasher::new(&settings.password)?);
+    Ok(
+        GrpcServer::bind(crate::SERVICE, &settings.platform, &registry)
+            .await?
+            .reflection(proto::user::v1::FILE_DESCRIPTOR_SET)
+            .add_service(UserServiceServer::new(api)),
+    )
+}
