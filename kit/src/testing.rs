@@ -109,6 +109,29 @@ impl RunningServer {
         format!("http://{}", self.grpc_addr)
     }
 
+    /// Waits until the server reports SERVING, i.e. it is registered in etcd.
+    pub async fn wait_until_serving(&self) {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        let channel = tonic::transport::Endpoint::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = HealthClient::new(channel);
+        for _ in 0..200 {
+            let status = client
+                .check(HealthCheckRequest::default())
+                .await
+                .map(|r| r.into_inner().status());
+            if matches!(status, Ok(ServingStatus::Serving)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{} never became SERVING", self.grpc_addr);
+    }
+
     /// What SIGTERM does: runs the whole shutdown sequence.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

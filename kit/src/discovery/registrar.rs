@@ -65,6 +65,24 @@ impl Registrar {
         instance: Instance,
         registry: &Registry,
     ) -> Self {
+        Self::spawn_after(
+            std::future::ready(()),
+            settings,
+            service,
+            instance,
+            registry,
+        )
+    }
+
+    /// Like [`Registrar::spawn`], but registers only once `gate` completes
+    /// (for example once the service knows the endpoints it depends on).
+    pub fn spawn_after(
+        gate: impl Future<Output = ()> + Send + 'static,
+        settings: &DiscoverySettings,
+        service: &str,
+        instance: Instance,
+        registry: &Registry,
+    ) -> Self {
         let registered_gauge = Gauge::<i64>::default();
         let reregistrations = Counter::<u64>::default();
         registry.register(
@@ -90,7 +108,13 @@ impl Registrar {
             registrations: 0,
             lease: lease.clone(),
         };
-        let task = tokio::spawn(supervisor.run(stop.clone()));
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                () = stopped.cancelled() => {}
+                () = gate => supervisor.run(stopped).await,
+            }
+        });
         Self {
             instance,
             registered,

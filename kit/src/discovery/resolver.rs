@@ -19,6 +19,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::watch;
 use tokio::time::{Instant, interval_at};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -55,7 +56,7 @@ struct Inner {
     channel: ChannelSettings,
     sets: Mutex<HashMap<String, Arc<EndpointSet>>>,
     connected: AtomicBool,
-    synced: AtomicBool,
+    synced: watch::Sender<bool>,
     /// When the watch last heard from etcd (for "stale for N s").
     last_contact: Mutex<Option<Instant>>,
     endpoints_gauge: Family<ServiceLabels, Gauge>,
@@ -79,7 +80,7 @@ impl Resolver {
             channel: channel.clone(),
             sets: Mutex::new(HashMap::new()),
             connected: AtomicBool::new(false),
-            synced: AtomicBool::new(false),
+            synced: watch::channel(false).0,
             last_contact: Mutex::new(None),
             endpoints_gauge: Family::default(),
             resyncs: Counter::default(),
@@ -127,7 +128,13 @@ impl Resolver {
 
     /// Whether etcd has been listed at least once since start.
     pub fn has_synced(&self) -> bool {
-        self.inner.synced.load(Ordering::Relaxed)
+        *self.inner.synced.borrow()
+    }
+
+    /// Completes once etcd has been listed (at once if it has been).
+    pub async fn wait_synced(&self) {
+        let mut synced = self.inner.synced.subscribe();
+        let _ = synced.wait_for(|synced| *synced).await;
     }
 
     /// How long since etcd was last heard from; `None` before the first contact.
@@ -256,7 +263,7 @@ impl Inner {
             set.replace(instances);
             self.count(&set);
         }
-        self.synced.store(true, Ordering::Relaxed);
+        self.synced.send_replace(true);
         Ok(response.header().map_or(0, |h| h.revision()))
     }
 

@@ -30,7 +30,7 @@ use tonic_health::server::HealthReporter;
 use tower::Service;
 
 use crate::admin::{self, AdminSettings};
-use crate::discovery::{ChannelSettings, DiscoverySettings, Instance, Registrar};
+use crate::discovery::{ChannelSettings, DiscoverySettings, Instance, Registrar, Resolver};
 use crate::metrics::{GrpcMetrics, GrpcMetricsLayer, Registry};
 use crate::runtime::RuntimeSettings;
 use crate::shutdown::ShutdownSettings;
@@ -123,6 +123,7 @@ pub struct GrpcServer {
     services: Vec<&'static str>,
     descriptors: Vec<&'static [u8]>,
     health: HealthReporter,
+    resolver: Option<Resolver>,
 }
 
 impl GrpcServer {
@@ -181,6 +182,7 @@ impl GrpcServer {
             services: vec!["grpc.health.v1.Health"],
             descriptors: vec![tonic_health::pb::FILE_DESCRIPTOR_SET],
             health,
+            resolver: None,
         })
     }
 
@@ -215,6 +217,14 @@ impl GrpcServer {
         self
     }
 
+    /// Declares that this service calls others through `resolver`: it
+    /// registers (becomes reachable and ready) only once the resolver has
+    /// listed etcd, so its first requests do not fail for want of endpoints.
+    pub fn calls_through(mut self, resolver: Resolver) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
     /// Serves until `signal` completes, then shuts down in order:
     /// NOT_SERVING → leave etcd → propagation delay → stop accepting (GOAWAY)
     /// → drain in-flight requests, bounded by the drain timeout.
@@ -231,6 +241,7 @@ impl GrpcServer {
             services,
             descriptors,
             health,
+            resolver,
         } = self;
         let reflection = || {
             descriptors.iter().fold(
@@ -273,7 +284,18 @@ impl GrpcServer {
             .clone()
             .unwrap_or_else(|| grpc.host.clone());
         let instance = Instance::new(&name, format!("{advertise_host}:{}", local_addr.port()));
-        let registrar = Registrar::spawn(&settings.discovery, &name, instance, &registry);
+        let dependencies = async move {
+            if let Some(resolver) = resolver {
+                resolver.wait_synced().await;
+            }
+        };
+        let registrar = Registrar::spawn_after(
+            dependencies,
+            &settings.discovery,
+            &name,
+            instance,
+            &registry,
+        );
         let registered = registrar.registered();
         let (ready_tx, ready_rx) = watch::channel(false);
         let follow = tokio::spawn(follow_registration(

@@ -58,27 +58,14 @@ impl ArticleRepository {
     /// One page, newest first, plus one extra row when another page follows
     /// (see [`Page::finish`]).
     pub async fn page(&self, page: &Page) -> Result<Vec<Article>, Error> {
-        let rows = match page.before {
-            None => {
-                sqlx::query(
-                    "SELECT id, author_id, title, body, created_at FROM articles \
-                     ORDER BY id DESC LIMIT ?",
-                )
-                .bind(page.fetch_limit())
-                .fetch_all(&self.pool)
-                .await?
-            }
-            Some(before) => {
-                sqlx::query(
-                    "SELECT id, author_id, title, body, created_at FROM articles \
-                     WHERE id < ? ORDER BY id DESC LIMIT ?",
-                )
-                .bind(before)
-                .bind(page.fetch_limit())
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        let rows = sqlx::query(
+            "SELECT id, author_id, title, body, created_at FROM articles \
+             WHERE id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(page.before.unwrap_or(i64::MAX))
+        .bind(page.fetch_limit())
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(article).collect()
     }
 }

@@ -1,0 +1,117 @@
+//! The `comment.v1.CommentService` handlers.
+
+use std::collections::{BTreeSet, HashMap};
+
+use kit::client::Channel;
+use kit::pagination::Page;
+use kit::validate::{Invalid, positive, text};
+use proto::comment::v1 as pb;
+use proto::comment::v1::comment_service_server::CommentService;
+use proto::content::v1::GetArticleRequest;
+use proto::content::v1::content_service_client::ContentServiceClient;
+use tonic::{Code, Request, Response, Status};
+
+use crate::error::Error;
+use crate::repository::{Comment, CommentRepository};
+
+const BODY_MAX: usize = 5_000;
+const PAGE_DEFAULT: u32 = 20;
+const PAGE_MAX: u32 = 100;
+/// Most article ids one `CountComments` may ask for.
+pub const MAX_BATCH: usize = 500;
+
+pub struct CommentApi {
+    comments: CommentRepository,
+    content: ContentServiceClient<Channel>,
+}
+
+impl CommentApi {
+    pub fn new(comments: CommentRepository, content: ContentServiceClient<Channel>) -> Self {
+        Self { comments, content }
+    }
+
+    /// Comments may only point at articles that exist; the content service
+    /// owns that knowledge.
+    async fn check_article(&self, id: i64) -> Result<(), Error> {
+        match self
+            .content
+            .clone()
+            .get_article(GetArticleRequest { id })
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::NotFound => Err(Error::ArticleNotFound(id)),
+            Err(status) => Err(Error::Content(status)),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl CommentService for CommentApi {
+    async fn create_comment(
+        &self,
+        request: Request<pb::CreateCommentRequest>,
+    ) -> Result<Response<pb::CreateCommentResponse>, Status> {
+        let request = request.into_inner();
+        let article_id = positive("article_id", request.article_id)?;
+        let author_id = positive("author_id", request.author_id)?;
+        let body = text("body", &request.body, BODY_MAX)?;
+        self.check_article(article_id).await?;
+        let comment = self.comments.insert(article_id, author_id, body).await?;
+        tracing::info!(
+            comment.id = comment.id,
+            article.id = article_id,
+            "comment created"
+        );
+        Ok(Response::new(pb::CreateCommentResponse {
+            comment: Some(to_proto(comment)),
+        }))
+    }
+
+    async fn list_comments(
+        &self,
+        request: Request<pb::ListCommentsRequest>,
+    ) -> Result<Response<pb::ListCommentsResponse>, Status> {
+        let request = request.into_inner();
+        let article_id = positive("article_id", request.article_id)?;
+        let page = Page::parse(
+            request.page_size,
+            &request.page_token,
+            PAGE_DEFAULT,
+            PAGE_MAX,
+        )?;
+        let mut comments = self.comments.page(article_id, &page).await?;
+        let next_page_token = page.finish(&mut comments, |c| c.id);
+        Ok(Response::new(pb::ListCommentsResponse {
+            comments: comments.into_iter().map(to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn count_comments(
+        &self,
+        request: Request<pb::CountCommentsRequest>,
+    ) -> Result<Response<pb::CountCommentsResponse>, Status> {
+        let ids: BTreeSet<i64> = request.into_inner().article_ids.into_iter().collect();
+        if ids.len() > MAX_BATCH {
+            return Err(Invalid(format!("at most {MAX_BATCH} article ids per batch")).into());
+        }
+        let ids: Vec<i64> = ids.into_iter().filter(|id| *id > 0).collect();
+        let found = self.comments.counts(&ids).await?;
+        let counts: HashMap<i64, i64> = ids
+            .into_iter()
+            .map(|id| (id, found.get(&id).copied().unwrap_or(0)))
+            .collect();
+        Ok(Response::new(pb::CountCommentsResponse { counts }))
+    }
+}
+
+fn to_proto(comment: Comment) -> pb::Comment {
+    pb::Comment {
+        id: comment.id,
+        article_id: comment.article_id,
+        author_id: comment.author_id,
+        body: comment.body,
+        created_at: Some(kit::time::timestamp(comment.created_at)),
+    }
+}

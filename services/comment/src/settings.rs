@@ -1,0 +1,11 @@
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub platform: kit::PlatformSettings,
+    pub database: kit::db::DatabaseSettings,
+}
+
+/// Where the config files live unless `APP_CONFIG_DIR` says otherwise.
+pub const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");

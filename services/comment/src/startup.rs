@@ -1,0 +1,36 @@
+use kit::db::Migrations;
+use kit::discovery::Resolver;
+use kit::metrics::{GrpcMetrics, Registry};
+use kit::server::GrpcServer;
+use proto::comment::v1::comment_service_server::CommentServiceServer;
+use proto::content::v1::content_service_client::ContentServiceClient;
+
+use crate::api::CommentApi;
+use crate::repository::CommentRepository;
+use crate::settings::Settings;
+
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &sqlx::migrate!("./migrations/sqlite"),
+    mysql: &sqlx::migrate!("./migrations/mysql"),
+};
+
+/// Connects the database, applies migrations, starts discovery of the
+/// content service and binds the ports; the returned server is ready to
+/// `run_until` a shutdown signal.
+pub async fn build(settings: Settings) -> anyhow::Result<GrpcServer> {
+    let registry = Registry::new();
+    let pool = kit::db::connect(&settings.database, MIGRATIONS).await?;
+    let platform = &settings.platform;
+    let resolver = Resolver::spawn(&platform.discovery, &platform.channel, &registry);
+    let content = ContentServiceClient::new(kit::client::channel(
+        &resolver,
+        crate::CONTENT_SERVICE,
+        &GrpcMetrics::client(&registry),
+    ));
+    let api = CommentApi::new(CommentRepository::new(pool), content);
+    Ok(GrpcServer::bind(crate::SERVICE, platform, &registry)
+        .await?
+        .reflection(proto::comment::v1::FILE_DESCRIPTOR_SET)
+        .add_service(CommentServiceServer::new(api))
+        .calls_through(resolver))
+}

@@ -1,0 +1,93 @@
+use comment::settings::{CONFIG_DIR, Settings};
+use kit::db::Backend;
+use kit::testing::{self, RunningServer};
+use proto::comment::v1 as pb;
+use proto::comment::v1::comment_service_client::CommentServiceClient;
+use proto::content::v1::CreateArticleRequest;
+use proto::content::v1::content_service_client::ContentServiceClient;
+use tonic::transport::Channel;
+
+pub struct TestApp {
+    pub server: RunningServer,
+    pub client: CommentServiceClient<Channel>,
+    /// The content service this one checks articles with, on the same prefix.
+    pub content: Option<RunningServer>,
+    pub content_client: ContentServiceClient<Channel>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn stop(self) {
+        self.server.stop().await;
+        if let Some(content) = self.content {
+            content.stop().await;
+        }
+    }
+
+    pub async fn article(&mut self) -> i64 {
+        self.content_client
+            .create_article(CreateArticleRequest {
+                author_id: 1,
+                title: "t".into(),
+                body: "b".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .article
+            .unwrap()
+            .id
+    }
+
+    pub async fn comment(&mut self, article_id: i64, body: &str) -> pb::Comment {
+        self.client
+            .create_comment(pb::CreateCommentRequest {
+                article_id,
+                author_id: 2,
+                body: body.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .comment
+            .unwrap()
+    }
+}
+
+/// The service on MariaDB, as CI and production run it.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(Backend::MySql).await
+}
+
+/// The comment service and the content service it depends on, each on a
+/// fresh database of `backend`, sharing a fresh etcd prefix.
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    testing::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("/{}", testing::unique_name("comment"));
+
+    let mut content_settings: content::settings::Settings =
+        kit::config::load_files(content::settings::CONFIG_DIR, "local").unwrap();
+    testing::prepare_platform(&mut content_settings.platform, &prefix);
+    content_settings.database.url = testing::database(backend, dir.path(), "content")
+        .await
+        .into();
+    let content = RunningServer::spawn(content::startup::build(content_settings).await.unwrap());
+    content.wait_until_serving().await;
+
+    let mut settings: Settings = kit::config::load_files(CONFIG_DIR, "local").unwrap();
+    testing::prepare_platform(&mut settings.platform, &prefix);
+    settings.database.url = testing::database(backend, dir.path(), "comment")
+        .await
+        .into();
+    let server = RunningServer::spawn(comment::startup::build(settings).await.unwrap());
+    server.wait_until_serving().await;
+
+    TestApp {
+        client: CommentServiceClient::connect(server.url()).await.unwrap(),
+        content_client: ContentServiceClient::connect(content.url()).await.unwrap(),
+        server,
+        content: Some(content),
+        _dir: dir,
+    }
+}
