@@ -4,7 +4,7 @@
 //! for the main port's limits, and network policies can expose it separately.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -40,15 +40,23 @@ impl AdminSettings {
     }
 }
 
+/// Answers whether the process should get traffic now.
+pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
+
 #[derive(Clone)]
 struct AdminState {
     registry: Registry,
-    ready: watch::Receiver<bool>,
+    ready: Readiness,
+}
+
+/// Readiness that follows a watch channel.
+pub fn follow(ready: watch::Receiver<bool>) -> Readiness {
+    Arc::new(move || *ready.borrow())
 }
 
 /// `/metrics`, `/healthz` (the process answers) and `/readyz` (it should get
-/// traffic: `ready` is true). Callers merge their own admin routes into it.
-pub fn router(registry: Registry, ready: watch::Receiver<bool>) -> Router {
+/// traffic). Callers merge their own admin routes into it.
+pub fn router(registry: Registry, ready: Readiness) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
@@ -67,7 +75,7 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    if *state.ready.borrow() {
+    if (state.ready)() {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
@@ -83,9 +91,4 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-/// The address a listener is bound to, for logs.
-pub fn local_addr(listener: &TcpListener) -> Option<SocketAddr> {
-    listener.local_addr().ok()
 }

@@ -162,6 +162,28 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The sum of every sample of `name` in a Prometheus text exposition whose
+/// labels include all of `labels`.
+pub fn metric(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = match series.split_once('{') {
+                Some((metric, rest)) => (metric, rest),
+                None => (series, ""),
+            };
+            (metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse::<f64>().ok())
+            .flatten()
+        })
+        .sum()
+}
+
 /// A private etcd server that a test may stop, restart or wipe.
 pub struct EtcdProcess {
     child: Option<Child>,
@@ -257,5 +279,19 @@ impl EtcdProcess {
 impl Drop for EtcdProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_sums_the_matching_series() {
+        let text = "# HELP x_total X\nx_total{method=\"a\",code=\"OK\"} 2\nx_total{method=\"a\",code=\"NOT_FOUND\"} 1\nx_total{method=\"b\",code=\"OK\"} 5\ny 7\n";
+        assert_eq!(metric(text, "x_total", &[("method", "a")]), 3.0);
+        assert_eq!(metric(text, "x_total", &[]), 8.0);
+        assert_eq!(metric(text, "y", &[]), 7.0);
+        assert_eq!(metric(text, "x_total", &[("method", "c")]), 0.0);
     }
 }

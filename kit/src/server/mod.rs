@@ -307,7 +307,7 @@ impl GrpcServer {
         let admin_stop = CancellationToken::new();
         let admin_task = tokio::spawn(admin::serve(
             admin,
-            admin::router(registry.clone(), ready_rx),
+            admin::router(registry.clone(), admin::follow(ready_rx)),
             admin_stop.clone().cancelled_owned(),
         ));
         tracing::info!(service = %name, grpc = %local_addr, admin = %admin_addr, "serving");

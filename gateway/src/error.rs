@@ -1,0 +1,229 @@
+//! Every error the API returns, as `{"error":{"code","message"}}` with the
+//! right status. Server-side failures get an opaque body and are logged here,
+//! once, with their detail; client errors say what was wrong.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tonic::Code;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request itself is malformed (bad JSON syntax, bad query).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A field breaks a rule (too short, out of range…).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Well-formed JSON that does not fit the endpoint (missing field, wrong
+    /// type).
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("too many requests")]
+    TooManyRequests,
+    /// A dependency cannot serve now; `retry_after` tells clients when to
+    /// come back.
+    #[error("service unavailable: {detail}")]
+    Unavailable {
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `invalid_argument`, `not_found`, …
+    #[schema(example = "not_found")]
+    pub code: &'static str,
+    /// For humans; may change between versions.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::InvalidArgument(_) => "invalid_argument",
+            Self::Unprocessable(_) => "unprocessable_entity",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::Forbidden(_) => "permission_denied",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict(_) => "already_exists",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::TooManyRequests => "rate_limited",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Timeout(_) => "deadline_exceeded",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// What the caller may read. Server-side details stay in the log.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Unavailable { .. } => "service temporarily unavailable, retry later".into(),
+            Self::Timeout(_) => "the request took too long".into(),
+            Self::Internal(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The one gRPC → HTTP table. Messages of caller errors come from the
+/// services, which phrase them for callers; everything else is opaque.
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> Self {
+        let message = status.message().to_owned();
+        match status.code() {
+            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+                Self::InvalidArgument(message)
+            }
+            Code::NotFound => Self::NotFound(message),
+            Code::AlreadyExists | Code::Aborted => Self::Conflict(message),
+            Code::Unauthenticated => Self::Unauthenticated(message),
+            Code::PermissionDenied => Self::Forbidden(message),
+            Code::ResourceExhausted => Self::TooManyRequests,
+            Code::Unavailable | Code::Cancelled => Self::Unavailable {
+                detail: format!("{:?}: {message}", status.code()),
+                retry_after: Some(Duration::from_secs(1)),
+            },
+            Code::DeadlineExceeded => Self::Timeout(message),
+            Code::Ok | Code::Unknown | Code::Unimplemented | Code::Internal | Code::DataLoss => {
+                Self::Internal(format!("{:?}: {message}", status.code()))
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request rejected");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.public_message(),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthenticated(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::Unavailable {
+                retry_after: Some(after),
+                ..
+            } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(after.as_secs().max(1)),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_codes_map_to_http_statuses() {
+        let table = [
+            (Code::InvalidArgument, 400),
+            (Code::OutOfRange, 400),
+            (Code::FailedPrecondition, 400),
+            (Code::NotFound, 404),
+            (Code::AlreadyExists, 409),
+            (Code::Aborted, 409),
+            (Code::Unauthenticated, 401),
+            (Code::PermissionDenied, 403),
+            (Code::ResourceExhausted, 429),
+            (Code::Unavailable, 503),
+            (Code::Cancelled, 503),
+            (Code::DeadlineExceeded, 504),
+            (Code::Internal, 500),
+            (Code::Unknown, 500),
+            (Code::Unimplemented, 500),
+            (Code::DataLoss, 500),
+        ];
+        for (code, http) in table {
+            let status = ApiError::from(tonic::Status::new(code, "m")).status();
+            assert_eq!(status.as_u16(), http, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn server_errors_hide_their_detail() {
+        let error = ApiError::from(tonic::Status::internal("db password is hunter2"));
+        assert_eq!(error.public_message(), "internal error");
+        let error = ApiError::from(tonic::Status::unavailable("10.0.0.7:50051 refused"));
+        assert!(!error.public_message().contains("10.0.0.7"));
+    }
+
+    #[test]
+    fn caller_errors_keep_the_services_message() {
+        let error = ApiError::from(tonic::Status::already_exists("username \"bob\" is taken"));
+        assert_eq!(error.public_message(), "username \"bob\" is taken");
+    }
+
+    #[test]
+    fn unavailable_answers_carry_retry_after() {
+        let response = ApiError::from(tonic::Status::unavailable("x")).into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+}

@@ -1,0 +1,15 @@
+//! The public HTTP/JSON API of newsroom: authenticates callers, calls the
+//! gRPC services it finds through etcd and assembles their answers.
+
+pub mod auth;
+pub mod backends;
+pub mod error;
+pub mod extract;
+pub mod models;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod state;
+
+/// The name the gateway uses in logs and telemetry.
+pub const SERVICE: &str = "gateway";

@@ -1,0 +1,94 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use proto::comment::v1::{CreateCommentRequest, ListCommentsRequest};
+
+use super::articles::page_size;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, PathParams, QueryParams};
+use crate::models::{
+    Author, Comment, CommentPage, CreateComment, PageQuery, comments_with_authors, next_cursor,
+};
+use crate::state::AppState;
+
+/// Comment on an article as the logged-in user.
+#[utoipa::path(
+    post,
+    path = "/api/v1/articles/{id}/comments",
+    tag = "comments",
+    params(("id" = i64, Path, description = "Article id")),
+    request_body = CreateComment,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Posted", body = Comment),
+        (status = 400, description = "A field breaks a rule", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 404, description = "No such article", body = ErrorBody),
+    )
+)]
+pub async fn create_comment(
+    State(state): State<AppState>,
+    user: AuthUser,
+    PathParams(article_id): PathParams<i64>,
+    JsonBody(body): JsonBody<CreateComment>,
+) -> Result<(StatusCode, Json<Comment>), ApiError> {
+    let comment = state
+        .backends
+        .comment
+        .clone()
+        .create_comment(CreateCommentRequest {
+            article_id,
+            author_id: user.id,
+            body: body.body,
+        })
+        .await?
+        .into_inner()
+        .comment
+        .ok_or_else(|| ApiError::Internal("CreateComment answered without a comment".into()))?;
+    let mut comment = Comment::from_proto(comment);
+    comment.author = state
+        .backends
+        .users([user.id])
+        .await
+        .ok()
+        .and_then(|users| users.get(&user.id).map(Author::from_proto));
+    Ok((StatusCode::CREATED, Json(comment)))
+}
+
+/// An article's comments, newest first, with their authors.
+#[utoipa::path(
+    get,
+    path = "/api/v1/articles/{id}/comments",
+    tag = "comments",
+    params(("id" = i64, Path, description = "Article id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of comments", body = CommentPage),
+        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
+    )
+)]
+pub async fn list_comments(
+    State(state): State<AppState>,
+    PathParams(article_id): PathParams<i64>,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Json<CommentPage>, ApiError> {
+    let page = state
+        .backends
+        .comment
+        .clone()
+        .list_comments(ListCommentsRequest {
+            article_id,
+            page_size: page_size(query.limit)?,
+            page_token: query.cursor.unwrap_or_default(),
+        })
+        .await?
+        .into_inner();
+    let users = state
+        .backends
+        .users(page.comments.iter().map(|c| c.author_id))
+        .await?;
+    Ok(Json(CommentPage {
+        items: comments_with_authors(page.comments, &users),
+        next_cursor: next_cursor(page.next_page_token),
+    }))
+}

@@ -1,0 +1,78 @@
+//! The HTTP API. Each module holds the handlers of one resource; the OpenAPI
+//! document is collected from their `#[utoipa::path]` annotations.
+
+mod articles;
+mod comments;
+mod health;
+mod sessions;
+mod users;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+pub use health::readiness;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "newsroom API",
+        description = "Articles, comments and accounts of a 7×24 news site.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API routes and the OpenAPI document describing them.
+pub fn api(body_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(users::create_user))
+        .routes(routes!(users::get_user))
+        .routes(routes!(sessions::create_session))
+        .routes(routes!(articles::create_article, articles::list_articles))
+        .routes(routes!(articles::get_article))
+        .routes(routes!(comments::create_comment, comments::list_comments))
+        .split_for_parts();
+    let router = router
+        .route("/healthz", axum::routing::get(health::healthz))
+        .route("/readyz", axum::routing::get(health::readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit));
+    (router, openapi)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    let path: String = uri.path().chars().take(200).collect();
+    ApiError::NotFound(format!("no route for {method} {path}"))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,42 @@
+use axum::Json;
+use axum::extract::State;
+use proto::user::v1::AuthenticateRequest;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::JsonBody;
+use crate::models::{CreateSession, Session, rfc3339_of};
+use crate::state::AppState;
+
+/// Log in: trade a username and password for a bearer token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions",
+    tag = "sessions",
+    request_body = CreateSession,
+    responses(
+        (status = 200, description = "Logged in", body = Session),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+    )
+)]
+pub async fn create_session(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CreateSession>,
+) -> Result<Json<Session>, ApiError> {
+    let user = state
+        .backends
+        .user
+        .clone()
+        .authenticate(AuthenticateRequest {
+            username: body.username,
+            password: body.password,
+        })
+        .await?
+        .into_inner()
+        .user
+        .ok_or_else(|| ApiError::Internal("Authenticate answered without a user".into()))?;
+    let (token, expires) = state.tokens.issue(user.id, &user.username)?;
+    Ok(Json(Session {
+        token,
+        expires_at: rfc3339_of(expires),
+    }))
+}

@@ -1,0 +1,69 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use proto::user::v1::{CreateUserRequest, GetUserRequest};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, PathParams};
+use crate::models::{CreateUser, User};
+use crate::state::AppState;
+
+/// Register an account.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    tag = "users",
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "Created", body = User),
+        (status = 400, description = "A field breaks a rule", body = ErrorBody),
+        (status = 409, description = "The username is taken", body = ErrorBody),
+        (status = 422, description = "The body is not a CreateUser", body = ErrorBody),
+    )
+)]
+pub async fn create_user(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CreateUser>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    let user = state
+        .backends
+        .user
+        .clone()
+        .create_user(CreateUserRequest {
+            username: body.username,
+            password: body.password,
+            display_name: body.display_name,
+        })
+        .await?
+        .into_inner()
+        .user
+        .ok_or_else(|| ApiError::Internal("CreateUser answered without a user".into()))?;
+    Ok((StatusCode::CREATED, Json(User::from_proto(user))))
+}
+
+/// Fetch one user.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{id}",
+    tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+pub async fn get_user(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<i64>,
+) -> Result<Json<User>, ApiError> {
+    let user = state
+        .backends
+        .user
+        .clone()
+        .get_user(GetUserRequest { id })
+        .await?
+        .into_inner()
+        .user
+        .ok_or_else(|| ApiError::Internal("GetUser answered without a user".into()))?;
+    Ok(Json(User::from_proto(user)))
+}

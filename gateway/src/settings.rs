@@ -1,0 +1,160 @@
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Where the config files live unless `APP_CONFIG_DIR` says otherwise.
+pub const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub admin: kit::admin::AdminSettings,
+    pub auth: AuthSettings,
+    pub discovery: kit::discovery::DiscoverySettings,
+    pub channel: kit::discovery::ChannelSettings,
+    pub services: ServiceNames,
+    pub readiness: ReadinessSettings,
+    pub telemetry: kit::telemetry::TelemetrySettings,
+    pub shutdown: kit::shutdown::ShutdownSettings,
+    pub runtime: kit::runtime::RuntimeSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    pub host: String,
+    pub port: u16,
+    /// Largest request body accepted; bigger ones get 413.
+    pub body_limit_bytes: usize,
+    /// Whole-request budget; past it the caller gets 504.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            body_limit_bytes: 256 * 1024,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HMAC key for session tokens (HS256); at least 32 bytes. Production
+    /// takes it from a Secret (`APP_AUTH__JWT_SECRET`), never from a file.
+    pub jwt_secret: SecretString,
+    /// How long a session token is valid.
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    pub issuer: String,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: SecretString::from(""),
+            token_ttl: Duration::from_secs(24 * 3600),
+            issuer: "newsroom".into(),
+        }
+    }
+}
+
+/// The discovery names of the services the gateway calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceNames {
+    pub user: String,
+    pub content: String,
+    pub comment: String,
+}
+
+impl Default for ServiceNames {
+    fn default() -> Self {
+        Self {
+            user: "user".into(),
+            content: "content".into(),
+            comment: "comment".into(),
+        }
+    }
+}
+
+impl ServiceNames {
+    pub fn all(&self) -> [&str; 3] {
+        [&self.user, &self.content, &self.comment]
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReadinessSettings {
+    /// How long the gateway stays ready on last known endpoints while etcd
+    /// is unreachable. Every gateway loses etcd at once when etcd has a
+    /// problem, so turning unready at once would take the whole API out of
+    /// the load balancer for an etcd blip.
+    #[serde(with = "humantime_serde")]
+    pub etcd_stale_after: Duration,
+}
+
+impl Default for ReadinessSettings {
+    fn default() -> Self {
+        Self {
+            etcd_stale_after: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A setting that parsed but cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(
+        "auth.jwt_secret must be at least 32 bytes (set APP_AUTH__JWT_SECRET to a long random value)"
+    )]
+    WeakSecret,
+    #[error("http.body_limit_bytes must be positive")]
+    NoBody,
+    #[error("http.request_timeout must be positive")]
+    NoTime,
+}
+
+impl Settings {
+    /// Rejects settings that would only fail later, before any port is bound.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.auth.jwt_secret.expose_secret().len() < 32 {
+            return Err(SettingsError::WeakSecret);
+        }
+        if self.http.body_limit_bytes == 0 {
+            return Err(SettingsError::NoBody);
+        }
+        if self.http.request_timeout.is_zero() {
+            return Err(SettingsError::NoTime);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checked_in_local_config_is_valid() {
+        let settings: Settings = kit::config::load_files(CONFIG_DIR, "local").unwrap();
+        settings.validate().unwrap();
+    }
+
+    #[test]
+    fn production_without_a_secret_is_rejected() {
+        let settings: Settings = kit::config::load_files(CONFIG_DIR, "production").unwrap();
+        assert!(matches!(
+            settings.validate(),
+            Err(SettingsError::WeakSecret)
+        ));
+    }
+}

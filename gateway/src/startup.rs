@@ -1,0 +1,165 @@
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::response::IntoResponse;
+use kit::discovery::Resolver;
+use kit::metrics::{GrpcMetrics, Registry};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Tokens;
+use crate::backends::Backends;
+use crate::error::ApiError;
+use crate::routes;
+use crate::settings::Settings;
+use crate::state::AppState;
+
+/// A built gateway with its ports bound, ready to `run_until` a signal.
+pub struct Gateway {
+    settings: Settings,
+    http: TcpListener,
+    admin: TcpListener,
+    router: Router,
+    admin_router: Router,
+    accepting: watch::Sender<bool>,
+    registry: Registry,
+}
+
+impl Gateway {
+    /// Validates the settings, starts discovery and binds both ports.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let registry = Registry::new();
+        let resolver = Resolver::spawn(&settings.discovery, &settings.channel, &registry);
+        let client_metrics = GrpcMetrics::client(&registry);
+        let (accepting, accepting_rx) = watch::channel(true);
+        let state = AppState {
+            backends: Backends::new(&resolver, &settings.services, &client_metrics),
+            tokens: Arc::new(Tokens::new(&settings.auth)),
+            resolver,
+            services: settings.services.clone(),
+            readiness: settings.readiness.clone(),
+            accepting: accepting_rx,
+        };
+        let (api, openapi) = routes::api(settings.http.body_limit_bytes);
+        let openapi = Arc::new(openapi);
+        let router = api
+            .route(
+                "/openapi.json",
+                axum::routing::get(move || {
+                    let openapi = openapi.clone();
+                    async move { axum::Json(openapi.as_ref().clone()) }
+                }),
+            )
+            .with_state(state.clone())
+            .layer(
+                // Outermost first.
+                ServiceBuilder::new()
+                    // A panicking handler answers 500 to its own request
+                    // only; the process keeps serving everyone else.
+                    .layer(CatchPanicLayer::custom(|_| {
+                        ApiError::Internal("handler panicked".into()).into_response()
+                    }))
+                    // Request spans wrap everything below, timeouts included.
+                    .layer(TraceLayer::new_for_http())
+                    // The whole-request budget; HandleErrorLayer turns the
+                    // timeout error into a 504 JSON answer.
+                    .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                        ApiError::Timeout("request budget exhausted".into())
+                    }))
+                    .timeout(settings.http.request_timeout),
+            );
+        let admin_router = kit::admin::router(
+            registry.clone(),
+            Arc::new(move || routes::readiness(&state).0),
+        );
+        let http = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
+        let admin = settings.admin.bind().await?;
+        Ok(Self {
+            settings,
+            http,
+            admin,
+            router,
+            admin_router,
+            accepting,
+            registry,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into())
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .local_addr()
+            .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into())
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Serves until `signal`, then: unready → propagation delay → stop
+    /// accepting → drain in-flight requests within the drain timeout.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Self {
+            settings,
+            http,
+            admin,
+            router,
+            admin_router,
+            accepting,
+            registry: _,
+        } = self;
+        let local = http.local_addr()?;
+        let drain = CancellationToken::new();
+        let mut serving = tokio::spawn(
+            axum::serve(http, router)
+                .with_graceful_shutdown(drain.clone().cancelled_owned())
+                .into_future(),
+        );
+        let admin_stop = CancellationToken::new();
+        let admin_task = tokio::spawn(kit::admin::serve(
+            admin,
+            admin_router,
+            admin_stop.clone().cancelled_owned(),
+        ));
+        tracing::info!(http = %local, admin = %settings.admin.port, "gateway serving");
+        tokio::select! {
+            () = signal => {}
+            result = &mut serving => {
+                admin_stop.cancel();
+                result??;
+                return Ok(());
+            }
+        }
+        tracing::info!("shutting down: readiness off");
+        accepting.send_replace(false);
+        tokio::time::sleep(settings.shutdown.propagation_delay).await;
+        tracing::info!("closing the listener and draining requests");
+        drain.cancel();
+        match tokio::time::timeout(settings.shutdown.drain_timeout, &mut serving).await {
+            Ok(result) => {
+                result??;
+                tracing::info!("drained");
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?settings.shutdown.drain_timeout, "drain timed out; dropping open requests");
+                serving.abort();
+            }
+        }
+        admin_stop.cancel();
+        let _ = admin_task.await;
+        Ok(())
+    }
+}

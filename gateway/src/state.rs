@@ -1,0 +1,28 @@
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use kit::discovery::Resolver;
+use tokio::sync::watch;
+
+use crate::auth::Tokens;
+use crate::backends::Backends;
+use crate::settings::{ReadinessSettings, ServiceNames};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub backends: Backends,
+    pub tokens: Arc<Tokens>,
+    pub resolver: Resolver,
+    pub services: ServiceNames,
+    pub readiness: ReadinessSettings,
+    /// False once shutdown starts, so load balancers stop sending traffic
+    /// before the listener closes.
+    pub accepting: watch::Receiver<bool>,
+}
+
+impl FromRef<AppState> for Arc<Tokens> {
+    fn from_ref(state: &AppState) -> Self {
+        state.tokens.clone()
+    }
+}

@@ -1,0 +1,192 @@
+use kit::testing::metric;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{error_code, spawn_stack};
+
+#[tokio::test]
+async fn the_whole_story_works_through_the_gateway() {
+    let stack = spawn_stack().await;
+    let (alice, alice_token) = stack.login_as("alice").await;
+    let (bob, bob_token) = stack.login_as("bob").await;
+    let first = stack.publish(&alice_token, "Rates hold").await;
+    let second = stack.publish(&bob_token, "Markets rally").await;
+    assert_eq!(first["author"]["username"], "alice");
+    assert_eq!(first["comment_count"], 0);
+    stack
+        .comment_on(&bob_token, first["id"].as_i64().unwrap(), "Expected.")
+        .await;
+    stack
+        .comment_on(&alice_token, first["id"].as_i64().unwrap(), "Indeed.")
+        .await;
+
+    let page: Value = stack.get("/api/v1/articles").await.json().await.unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["id"], second["id"], "newest first");
+    assert_eq!(items[0]["author"]["id"], bob["id"]);
+    assert_eq!(items[0]["comment_count"], 0);
+    assert_eq!(items[1]["author"]["id"], alice["id"]);
+    assert_eq!(items[1]["comment_count"], 2);
+    assert!(page["next_cursor"].is_null());
+
+    let detail: Value = stack
+        .get(&format!("/api/v1/articles/{}", first["id"]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["title"], "Rates hold");
+    assert_eq!(detail["author"]["username"], "alice");
+    assert_eq!(detail["comment_count"], 2);
+    let comments = detail["comments"].as_array().unwrap();
+    assert_eq!(comments[0]["body"], "Indeed.");
+    assert_eq!(comments[0]["author"]["username"], "alice");
+    assert_eq!(comments[1]["author"]["username"], "bob");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn an_article_page_costs_three_backend_calls_whatever_its_size() {
+    let stack = spawn_stack().await;
+    let mut tokens = Vec::new();
+    for name in ["ann", "ben", "cat", "dan", "eve"] {
+        tokens.push(stack.login_as(name).await.1);
+    }
+    for i in 0..20 {
+        let article = stack
+            .publish(&tokens[i % tokens.len()], &format!("Story {i}"))
+            .await;
+        if i % 3 == 0 {
+            stack
+                .comment_on(&tokens[0], article["id"].as_i64().unwrap(), "first")
+                .await;
+        }
+    }
+    let calls = |text: &str, method: &str| {
+        metric(text, "grpc_client_requests_total", &[("method", method)])
+    };
+    for limit in [1, 5, 20] {
+        let before = stack.gateway_metrics().await;
+        let page: Value = stack
+            .get(&format!("/api/v1/articles?limit={limit}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["items"].as_array().unwrap().len(), limit);
+        assert!(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["author"].is_object())
+        );
+        let after = stack.gateway_metrics().await;
+        let total = metric(&after, "grpc_client_requests_total", &[])
+            - metric(&before, "grpc_client_requests_total", &[]);
+        assert_eq!(total, 3.0, "limit={limit}");
+        for method in [
+            "/content.v1.ContentService/ListArticles",
+            "/user.v1.UserService/BatchGetUsers",
+            "/comment.v1.CommentService/CountComments",
+        ] {
+            assert_eq!(
+                calls(&after, method) - calls(&before, method),
+                1.0,
+                "{method}, limit={limit}"
+            );
+        }
+    }
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_cursor_walks_every_article_once() {
+    let stack = spawn_stack().await;
+    let (_, token) = stack.login_as("writer").await;
+    let mut published = Vec::new();
+    for i in 0..7 {
+        published.push(
+            stack.publish(&token, &format!("n{i}")).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    published.reverse();
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/articles?limit=3".to_owned();
+    loop {
+        let page: Value = stack.get(&path).await.json().await.unwrap();
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/articles?limit=3&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, published);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn publishing_needs_a_valid_token() {
+    let stack = spawn_stack().await;
+    let body = json!({"title": "t", "body": "b"});
+    let anonymous = stack.post("/api/v1/articles", body.clone(), None).await;
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        error_code(anonymous, StatusCode::UNAUTHORIZED).await,
+        "unauthenticated"
+    );
+    let forged = stack.post("/api/v1/articles", body, Some("a.b.c")).await;
+    assert_eq!(
+        error_code(forged, StatusCode::UNAUTHORIZED).await,
+        "unauthenticated"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_articles_and_pages_are_400() {
+    let stack = spawn_stack().await;
+    let (_, token) = stack.login_as("fred").await;
+    let empty_title = stack
+        .post(
+            "/api/v1/articles",
+            json!({"title": " ", "body": "b"}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        error_code(empty_title, StatusCode::BAD_REQUEST).await,
+        "invalid_argument"
+    );
+    for query in [
+        "limit=0",
+        "limit=101",
+        "limit=-1",
+        "limit=x",
+        "cursor=forged",
+    ] {
+        let response = stack.get(&format!("/api/v1/articles?{query}")).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+    }
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_article_is_404() {
+    let stack = spawn_stack().await;
+    let response = stack.get("/api/v1/articles/424242").await;
+    assert_eq!(
+        error_code(response, StatusCode::NOT_FOUND).await,
+        "not_found"
+    );
+    stack.stop().await;
+}

@@ -1,0 +1,218 @@
+//! A whole newsroom in one test process: the three services and the gateway,
+//! on free ports, sharing a fresh etcd prefix, each service with its own
+//! fresh database.
+
+use gateway::settings::{CONFIG_DIR, Settings};
+use gateway::startup::Gateway;
+use kit::db::Backend;
+use kit::testing::{self, RunningServer};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestStack {
+    pub base: String,
+    pub admin: String,
+    pub http: Client,
+    pub user: RunningServer,
+    pub content: Vec<RunningServer>,
+    pub comment: Option<RunningServer>,
+    content_settings: content::settings::Settings,
+    gateway_stop: Option<oneshot::Sender<()>>,
+    gateway: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// The stack on MariaDB, as CI and production run it.
+pub async fn spawn_stack() -> TestStack {
+    spawn_stack_on(Backend::MySql).await
+}
+
+pub async fn spawn_stack_on(backend: Backend) -> TestStack {
+    testing::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("/{}", testing::unique_name("stack"));
+
+    let mut user_settings: user::settings::Settings =
+        kit::config::load_files(user::settings::CONFIG_DIR, "local").unwrap();
+    testing::prepare_platform(&mut user_settings.platform, &prefix);
+    user_settings.database.url = testing::database(backend, dir.path(), "user").await.into();
+    user_settings.password.memory_kib = 64;
+    user_settings.password.iterations = 1;
+    let user = RunningServer::spawn(user::startup::build(user_settings).await.unwrap());
+
+    let mut content_settings: content::settings::Settings =
+        kit::config::load_files(content::settings::CONFIG_DIR, "local").unwrap();
+    testing::prepare_platform(&mut content_settings.platform, &prefix);
+    content_settings.database.url = testing::database(backend, dir.path(), "content")
+        .await
+        .into();
+    let content = RunningServer::spawn(
+        content::startup::build(content_settings.clone())
+            .await
+            .unwrap(),
+    );
+
+    let mut comment_settings: comment::settings::Settings =
+        kit::config::load_files(comment::settings::CONFIG_DIR, "local").unwrap();
+    testing::prepare_platform(&mut comment_settings.platform, &prefix);
+    comment_settings.database.url = testing::database(backend, dir.path(), "comment")
+        .await
+        .into();
+    let comment = RunningServer::spawn(comment::startup::build(comment_settings).await.unwrap());
+
+    let mut settings: Settings = kit::config::load_files(CONFIG_DIR, "local").unwrap();
+    settings.http.port = 0;
+    settings.admin.port = 0;
+    settings.discovery.endpoints = vec![testing::etcd_endpoint()];
+    settings.discovery.prefix = prefix;
+    settings.shutdown.propagation_delay = std::time::Duration::ZERO;
+    let gateway = Gateway::build(settings).await.unwrap();
+    let base = format!("http://{}", gateway.local_addr());
+    let admin = format!("http://{}", gateway.admin_addr());
+    let (gateway_stop, stopped) = oneshot::channel::<()>();
+    let gateway = tokio::spawn(gateway.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    let stack = TestStack {
+        base,
+        admin,
+        http: Client::new(),
+        user,
+        content: vec![content],
+        comment: Some(comment),
+        content_settings,
+        gateway_stop: Some(gateway_stop),
+        gateway: Some(gateway),
+        _dir: dir,
+    };
+    stack.wait_for_instances("user", 1).await;
+    stack.wait_for_instances("content", 1).await;
+    stack.wait_for_instances("comment", 1).await;
+    stack
+}
+
+impl TestStack {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> Response {
+        let mut request = self.http.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Registers `username` and logs in; returns the user and a token.
+    pub async fn login_as(&self, username: &str) -> (Value, String) {
+        let user = self
+            .post(
+                "/api/v1/users",
+                json!({"username": username, "password": "correct horse", "display_name": username.to_uppercase()}),
+                None,
+            )
+            .await;
+        assert_eq!(user.status(), StatusCode::CREATED);
+        let user: Value = user.json().await.unwrap();
+        let session = self
+            .post(
+                "/api/v1/sessions",
+                json!({"username": username, "password": "correct horse"}),
+                None,
+            )
+            .await;
+        assert_eq!(session.status(), StatusCode::OK);
+        let session: Value = session.json().await.unwrap();
+        (user, session["token"].as_str().unwrap().to_owned())
+    }
+
+    pub async fn publish(&self, token: &str, title: &str) -> Value {
+        let response = self
+            .post(
+                "/api/v1/articles",
+                json!({"title": title, "body": format!("The body of {title}.")}),
+                Some(token),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    pub async fn comment_on(&self, token: &str, article: i64, body: &str) -> Value {
+        let response = self
+            .post(
+                &format!("/api/v1/articles/{article}/comments"),
+                json!({ "body": body }),
+                Some(token),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    pub async fn gateway_metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Starts one more content instance on the same database.
+    pub async fn add_content_instance(&mut self) {
+        let server = RunningServer::spawn(
+            content::startup::build(self.content_settings.clone())
+                .await
+                .unwrap(),
+        );
+        self.content.push(server);
+        self.wait_for_instances("content", self.content.len()).await;
+    }
+
+    /// Waits until the gateway sees `n` instances of `service`.
+    pub async fn wait_for_instances(&self, service: &str, n: usize) {
+        for _ in 0..400 {
+            let body: Value = self.get("/readyz").await.json().await.unwrap();
+            if body["instances"][service].as_u64() == Some(n as u64) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the gateway never saw {n} instance(s) of {service}");
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.gateway_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(gateway) = self.gateway.take() {
+            gateway.await.unwrap().unwrap();
+        }
+        for server in self.content.drain(..) {
+            server.stop().await;
+        }
+        if let Some(comment) = self.comment.take() {
+            comment.stop().await;
+        }
+        self.user.stop().await;
+    }
+}
+
+/// Asserts the uniform error shape and returns the error code.
+pub async fn error_code(response: Response, status: StatusCode) -> String {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"]["message"].is_string(), "{body}");
+    body["error"]["code"].as_str().unwrap().to_owned()
+}

@@ -1,0 +1,9 @@
+#![allow(clippy::unwrap_used)]
+
+mod articles;
+mod balancing;
+mod comments;
+mod errors;
+mod health;
+mod helpers;
+mod users;
