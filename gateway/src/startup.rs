@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::auth::Tokens;
 use crate::backends::Backends;
@@ -68,7 +68,11 @@ impl Gateway {
                         ApiError::Internal("handler panicked".into()).into_response()
                     }))
                     // Request spans wrap everything below, timeouts included.
-                    .layer(TraceLayer::new_for_http())
+                    // Failures are logged once, by ApiError, not again here.
+                    .layer(
+                        TraceLayer::new_for_http()
+                            .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+                    )
                     // The whole-request budget; HandleErrorLayer turns the
                     // timeout error into a 504 JSON answer.
                     .layer(HandleErrorLayer::new(|_: tower::BoxError| async {

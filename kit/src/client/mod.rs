@@ -26,7 +26,7 @@ pub fn channel(resolver: &Resolver, service: &str, metrics: &GrpcMetrics) -> Cha
     ServiceBuilder::new()
         .layer(GrpcMetricsLayer::new(metrics.clone()))
         .map_err(balance_status as fn(BalanceError) -> Status)
-        .service(Balance::new(resolver.endpoints(service)))
+        .service(Balance::new(resolver, service))
 }
 
 fn balance_status(error: BalanceError) -> Status {

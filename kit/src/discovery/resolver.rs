@@ -126,12 +126,14 @@ impl Resolver {
         self.inner.connected.load(Ordering::Relaxed)
     }
 
-    /// Whether etcd has been listed at least once since start.
+    /// Whether etcd has been listed, and watched from there, at least once
+    /// since start.
     pub fn has_synced(&self) -> bool {
         *self.inner.synced.borrow()
     }
 
-    /// Completes once etcd has been listed (at once if it has been).
+    /// Completes once etcd has been listed and watched (at once if it has
+    /// been).
     pub async fn wait_synced(&self) {
         let mut synced = self.inner.synced.subscribe();
         let _ = synced.wait_for(|synced| *synced).await;
@@ -197,6 +199,8 @@ impl Inner {
         )
         .await?;
         self.connected.store(true, Ordering::Relaxed);
+        // Synced only once the watch runs: from here on no change is missed.
+        self.synced.send_replace(true);
         backoff.reset();
         tracing::info!(prefix = %self.settings.prefix, revision, "discovery watch started");
 
@@ -263,7 +267,6 @@ impl Inner {
             set.replace(instances);
             self.count(&set);
         }
-        self.synced.send_replace(true);
         Ok(response.header().map_or(0, |h| h.revision()))
     }
 

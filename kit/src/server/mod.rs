@@ -284,8 +284,9 @@ impl GrpcServer {
             .clone()
             .unwrap_or_else(|| grpc.host.clone());
         let instance = Instance::new(&name, format!("{advertise_host}:{}", local_addr.port()));
+        let gate = resolver.clone();
         let dependencies = async move {
-            if let Some(resolver) = resolver {
+            if let Some(resolver) = gate {
                 resolver.wait_synced().await;
             }
         };

@@ -5,18 +5,24 @@ use tonic::body::Body;
 use tower::Service;
 
 use super::{BalanceError, ResponseFuture};
-use crate::discovery::EndpointSet;
+use crate::discovery::{EndpointSet, Resolver};
 
 /// Spreads requests over the endpoints of one service (power of two
 /// choices by requests in flight). Cloning is cheap and shares the set.
 #[derive(Debug, Clone)]
 pub struct Balance {
     endpoints: Arc<EndpointSet>,
+    /// Keeps the watch that updates `endpoints` running for as long as a
+    /// client may use them.
+    _resolver: Resolver,
 }
 
 impl Balance {
-    pub fn new(endpoints: Arc<EndpointSet>) -> Self {
-        Self { endpoints }
+    pub fn new(resolver: &Resolver, service: &str) -> Self {
+        Self {
+            endpoints: resolver.endpoints(service),
+            _resolver: resolver.clone(),
+        }
     }
 
     pub fn endpoints(&self) -> &Arc<EndpointSet> {

@@ -2,7 +2,7 @@ use kit::db::Backend;
 use proto::comment::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{spawn_app, spawn_app_on};
+use crate::helpers::{spawn_app, spawn_app_on, spawn_app_with};
 
 #[tokio::test]
 async fn comments_are_listed_newest_first_page_by_page() {
@@ -151,5 +151,32 @@ async fn bad_input_is_invalid_argument() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_content_instance_that_starts_later_is_found_and_used() {
+    let mut app = spawn_app_with(Backend::Sqlite, false).await;
+    let article = app.article().await;
+    let mut last = None;
+    for _ in 0..100 {
+        let attempt = app
+            .client
+            .create_comment(pb::CreateCommentRequest {
+                article_id: article,
+                author_id: 1,
+                body: "late".into(),
+            })
+            .await;
+        match attempt {
+            Ok(_) => {
+                last = None;
+                break;
+            }
+            Err(status) => last = Some(status),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(last.is_none(), "never found the content service: {last:?}");
     app.stop().await;
 }

@@ -62,6 +62,12 @@ pub async fn spawn_app() -> TestApp {
 /// The comment service and the content service it depends on, each on a
 /// fresh database of `backend`, sharing a fresh etcd prefix.
 pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_app_with(backend, true).await
+}
+
+/// Like [`spawn_app_on`]; with `content_first` false the comment service
+/// starts before any content instance exists.
+pub async fn spawn_app_with(backend: Backend, content_first: bool) -> TestApp {
     testing::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("/{}", testing::unique_name("comment"));
@@ -72,8 +78,17 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
     content_settings.database.url = testing::database(backend, dir.path(), "content")
         .await
         .into();
-    let content = RunningServer::spawn(content::startup::build(content_settings).await.unwrap());
-    content.wait_until_serving().await;
+    let start_content = || async {
+        let server = content::startup::build(content_settings).await.unwrap();
+        let content = RunningServer::spawn(server);
+        content.wait_until_serving().await;
+        content
+    };
+    let early = if content_first {
+        Some(start_content.clone()().await)
+    } else {
+        None
+    };
 
     let mut settings: Settings = kit::config::load_files(CONFIG_DIR, "local").unwrap();
     testing::prepare_platform(&mut settings.platform, &prefix);
@@ -82,6 +97,10 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
         .into();
     let server = RunningServer::spawn(comment::startup::build(settings).await.unwrap());
     server.wait_until_serving().await;
+    let content = match early {
+        Some(content) => content,
+        None => start_content().await,
+    };
 
     TestApp {
         client: CommentServiceClient::connect(server.url()).await.unwrap(),

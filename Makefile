@@ -1,0 +1,29 @@
+# The two commands a new user needs: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PORT ?= 8080
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: ## Install what is missing, build, start etcd + services + gateway on 127.0.0.1:$(PORT) with demo data
+	@scripts/deps.sh build
+	@cargo build --release --bins
+	@PORT=$(PORT) scripts/run.sh
+
+.PHONY: test
+test: ## The whole test suite (installs and starts etcd, MariaDB and Redis when missing)
+	@scripts/deps.sh test
+	@scripts/test.sh
+
+.PHONY: lint
+lint: ## cargo fmt --check and clippy -D warnings
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: fmt
+fmt: ## Format the code
+	cargo fmt --all

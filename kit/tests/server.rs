@@ -1,0 +1,187 @@
+//! The gRPC server bootstrap against a real etcd: registration, health,
+//! readiness, reflection and the order of the shutdown sequence.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use kit::PlatformSettings;
+use kit::discovery::{ChannelSettings, Instance, Resolver};
+use kit::metrics::Registry;
+use kit::server::{GrpcServer, ServerError};
+use kit::testing::{self, RunningServer};
+use tonic::transport::Channel;
+
+fn platform() -> PlatformSettings {
+    testing::init_tracing();
+    let mut platform = PlatformSettings::default();
+    testing::prepare_platform(&mut platform, &format!("/{}", testing::unique_name("kit")));
+    platform
+}
+
+async fn spawn(name: &str, platform: &PlatformSettings) -> RunningServer {
+    let server = GrpcServer::bind(name, platform, &Registry::new())
+        .await
+        .unwrap();
+    RunningServer::spawn(server)
+}
+
+async fn etcd_instances(platform: &PlatformSettings, service: &str) -> Vec<Instance> {
+    let mut client = etcd_client::Client::connect(&platform.discovery.endpoints, None)
+        .await
+        .unwrap();
+    let prefix = format!("{}/{service}/", platform.discovery.prefix);
+    let found = client
+        .get(prefix, Some(etcd_client::GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    found
+        .kvs()
+        .iter()
+        .map(|kv| serde_json::from_slice(kv.value()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_serving_server_is_registered_ready_and_serving() {
+    let platform = platform();
+    let server = spawn("alpha", &platform).await;
+    server.wait_until_serving().await;
+
+    let instances = etcd_instances(&platform, "alpha").await;
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0].addr, server.grpc_addr.to_string());
+    assert!(instances[0].id.starts_with("alpha-"));
+
+    let admin = format!("http://{}", server.admin_addr);
+    let ready = reqwest::get(format!("{admin}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = reqwest::get(format!("{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(testing::metric(&metrics, "discovery_registered", &[]), 1.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_removes_the_key_while_the_listener_still_accepts() {
+    let mut platform = platform();
+    platform.shutdown.propagation_delay = Duration::from_millis(800);
+    let server = spawn("beta", &platform).await;
+    server.wait_until_serving().await;
+    let addr = server.grpc_addr;
+
+    let stopping = tokio::spawn(server.stop());
+    let mut gone = false;
+    for _ in 0..40 {
+        if etcd_instances(&platform, "beta").await.is_empty() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(gone, "the key is deleted at the start of shutdown");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_ok(),
+        "still accepting during the propagation delay"
+    );
+    stopping.await.unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "closed after draining"
+    );
+}
+
+#[tokio::test]
+async fn a_resolver_sees_instances_come_and_go() {
+    let platform = platform();
+    let resolver = Resolver::spawn(
+        &platform.discovery,
+        &ChannelSettings::default(),
+        &Registry::new(),
+    );
+    resolver.wait_synced().await;
+    let endpoints = resolver.endpoints("gamma");
+    assert!(endpoints.is_empty());
+
+    let one = spawn("gamma", &platform).await;
+    let two = spawn("gamma", &platform).await;
+    let expected = [one.grpc_addr.to_string(), two.grpc_addr.to_string()];
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        endpoints.wait_until(|i| i.len() == 2 && i.iter().all(|i| expected.contains(&i.addr))),
+    )
+    .await
+    .unwrap();
+
+    one.stop().await;
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        endpoints.wait_until(|i| i.len() == 1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(endpoints.instances()[0].addr, expected[1]);
+    two.stop().await;
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        endpoints.wait_until(<[_]>::is_empty),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn reflection_answers_like_grpcurl_asks() {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+
+    let platform = platform();
+    let server = spawn("delta", &platform).await;
+    let channel = Channel::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("unexpected answer {answer:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_owned()),
+        "{names:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_wildcard_host_without_an_advertised_one_is_refused() {
+    let mut platform = platform();
+    platform.grpc.host = "0.0.0.0".into();
+    let error = GrpcServer::bind("epsilon", &platform, &Registry::new())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(error, ServerError::NoAdvertiseHost(_)));
+    assert!(
+        error
+            .to_string()
+            .contains("APP_PLATFORM__GRPC__ADVERTISE_HOST")
+    );
+}

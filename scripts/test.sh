@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite; `make test` runs it after scripts/deps.sh has
+# installed and started etcd, MariaDB and Redis.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "one version of each core crate"
+dups=$(cargo tree --workspace -d -e normal --depth 0 --prefix none 2>/dev/null \
+  | grep -E '^(tonic|prost|opentelemetry[a-z_-]*|tracing-opentelemetry|tower|hyper|axum|http) v' | sort -u | awk '{print $1}' | uniq -d || true)
+if [ -n "$dups" ]; then
+  echo "two versions of a core crate in the build (pin one in Cargo.toml):" >&2
+  echo "$dups" >&2
+  exit 1
+fi
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "drop test databases left by earlier runs"
+mariadb -h 127.0.0.1 -u root -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 't\\_%'" 2>/dev/null \
+  | while read -r db; do mariadb -h 127.0.0.1 -u root -e "DROP DATABASE \`$db\`"; done || true
+
+step "tests"
+cargo test --workspace --all-targets --no-fail-fast
+cargo test --workspace --doc
