@@ -132,7 +132,7 @@ impl From<tonic::Status> for ApiError {
             Code::ResourceExhausted => Self::TooManyRequests,
             Code::Unavailable | Code::Cancelled => Self::Unavailable {
                 detail: format!("{:?}: {message}", status.code()),
-                retry_after: Some(Duration::from_secs(1)),
+                retry_after: Some(retry_after(&status)),
             },
             Code::DeadlineExceeded => Self::Timeout(message),
             Code::Ok | Code::Unknown | Code::Unimplemented | Code::Internal | Code::DataLoss => {
@@ -140,6 +140,18 @@ impl From<tonic::Status> for ApiError {
             }
         }
     }
+}
+
+/// When to come back: the rest of an open breaker's sleep window, else 1 s.
+fn retry_after(status: &tonic::Status) -> Duration {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(open) = error.downcast_ref::<kit::resilience::BreakerOpen>() {
+            return open.retry_after.max(Duration::from_secs(1));
+        }
+        source = error.source();
+    }
+    Duration::from_secs(1)
 }
 
 impl IntoResponse for ApiError {
@@ -219,6 +231,18 @@ mod tests {
     fn caller_errors_keep_the_services_message() {
         let error = ApiError::from(tonic::Status::already_exists("username \"bob\" is taken"));
         assert_eq!(error.public_message(), "username \"bob\" is taken");
+    }
+
+    #[test]
+    fn an_open_breaker_says_when_to_retry() {
+        let open = kit::resilience::BreakerOpen {
+            breaker: "b".into(),
+            retry_after: Duration::from_millis(4200),
+        };
+        let status = kit::resilience::status(open.into());
+        let response = ApiError::from(status).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "4");
     }
 
     #[test]

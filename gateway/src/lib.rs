@@ -1,6 +1,7 @@
 //! The public HTTP/JSON API of newsroom: authenticates callers, calls the
 //! gRPC services it finds through etcd and assembles their answers.
 
+pub mod admin;
 pub mod auth;
 pub mod backends;
 pub mod error;

@@ -83,6 +83,10 @@ pub struct ArticlePage {
     pub items: Vec<Article>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
+    /// Parts left out because a low-priority service failed: `authors`
+    /// (then only `author_id` is set) or `comments` (no `comment_count`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<&'static str>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -91,6 +95,9 @@ pub struct ArticleDetail {
     pub article: Article,
     /// The newest comments, newest first.
     pub comments: Vec<Comment>,
+    /// Parts left out because a low-priority service failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<&'static str>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -116,6 +123,9 @@ pub struct CommentPage {
     pub items: Vec<Comment>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
+    /// `authors` when the user service failed (only `author_id` is set).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<&'static str>,
 }
 
 /// `?limit=&cursor=` of list endpoints.

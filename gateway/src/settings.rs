@@ -15,6 +15,13 @@ pub struct Settings {
     pub discovery: kit::discovery::DiscoverySettings,
     pub channel: kit::discovery::ChannelSettings,
     pub services: ServiceNames,
+    /// Breakers, bulkheads and timeouts of the calls to the services.
+    pub resilience: kit::resilience::ResilienceSettings,
+    /// Retries of idempotent reads (the only place that retries).
+    pub retry: kit::resilience::retry::RetrySettings,
+    /// Bearer token for the operator API on the admin port
+    /// (`/admin/breakers`); without one that API answers 403.
+    pub admin_token: Option<SecretString>,
     pub readiness: ReadinessSettings,
     pub telemetry: kit::telemetry::TelemetrySettings,
     pub shutdown: kit::shutdown::ShutdownSettings,
@@ -121,6 +128,8 @@ pub enum SettingsError {
     NoBody,
     #[error("http.request_timeout must be positive")]
     NoTime,
+    #[error(transparent)]
+    Resilience(#[from] kit::resilience::InvalidPolicy),
 }
 
 impl Settings {
@@ -135,6 +144,7 @@ impl Settings {
         if self.http.request_timeout.is_zero() {
             return Err(SettingsError::NoTime);
         }
+        self.resilience.validate()?;
         Ok(())
     }
 }

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::response::IntoResponse;
+use kit::client::Clients;
 use kit::discovery::Resolver;
-use kit::metrics::{GrpcMetrics, Registry};
+use kit::metrics::Registry;
+use kit::resilience::retry::Retry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -38,10 +40,11 @@ impl Gateway {
         settings.validate()?;
         let registry = Registry::new();
         let resolver = Resolver::spawn(&settings.discovery, &settings.channel, &registry);
-        let client_metrics = GrpcMetrics::client(&registry);
+        let clients = Clients::new(&resolver, &registry, &settings.resilience)?;
+        let retry = Retry::new(&settings.retry, &registry);
         let (accepting, accepting_rx) = watch::channel(true);
         let state = AppState {
-            backends: Backends::new(&resolver, &settings.services, &client_metrics),
+            backends: Backends::new(&clients, &settings.services, retry),
             tokens: Arc::new(Tokens::new(&settings.auth)),
             resolver,
             services: settings.services.clone(),
@@ -78,12 +81,22 @@ impl Gateway {
                     .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                         ApiError::Timeout("request budget exhausted".into())
                     }))
-                    .timeout(settings.http.request_timeout),
+                    .timeout(settings.http.request_timeout)
+                    // The same budget, visible to every backend call the
+                    // handler makes, which sends what is left as grpc-timeout.
+                    .layer(axum::middleware::from_fn_with_state(
+                        settings.http.request_timeout,
+                        request_deadline,
+                    )),
             );
         let admin_router = kit::admin::router(
             registry.clone(),
             Arc::new(move || routes::readiness(&state).0),
-        );
+        )
+        .merge(crate::admin::router(
+            clients.breakers().clone(),
+            settings.admin_token.clone(),
+        ));
         let http = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
         let admin = settings.admin.bind().await?;
         Ok(Self {
@@ -166,4 +179,14 @@ impl Gateway {
         let _ = admin_task.await;
         Ok(())
     }
+}
+
+/// Scopes the request with its deadline (see `kit::resilience::deadline`).
+async fn request_deadline(
+    axum::extract::State(budget): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let deadline = tokio::time::Instant::now() + budget;
+    kit::resilience::deadline::scope(deadline, next.run(request)).await
 }

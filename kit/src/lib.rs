@@ -7,7 +7,8 @@
 //! - [`discovery`]: etcd registration, watching and client-side balancing;
 //! - [`server`]: a gRPC server with health, reflection, metrics, registration
 //!   and the graceful-shutdown sequence already wired;
-//! - [`client`]: a gRPC channel to a discovered service;
+//! - [`client`]: a gRPC channel to a discovered service, protected by
+//!   [`resilience`] (circuit breakers, bulkheads, deadlines, retries);
 //! - [`db`]: a SQLite-or-MySQL pool with migrations applied at start-up;
 //! - [`pagination`], [`time`] and [`validate`]: cursor tokens, timestamps and
 //!   input checks for handlers;
@@ -21,6 +22,7 @@ pub mod db;
 pub mod discovery;
 pub mod metrics;
 pub mod pagination;
+pub mod resilience;
 pub mod runtime;
 pub mod server;
 pub mod shutdown;

@@ -1,9 +1,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use proto::comment::v1::ListCommentsRequest;
-use proto::content::v1::{CreateArticleRequest, GetArticleRequest, ListArticlesRequest};
+use proto::content::v1::{CreateArticleRequest, ListArticlesRequest};
 
+use super::{AUTHORS, COMMENTS, optional};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams, QueryParams};
@@ -27,6 +27,7 @@ const LATEST_COMMENTS: i32 = 10;
         (status = 201, description = "Published", body = Article),
         (status = 400, description = "A field breaks a rule", body = ErrorBody),
         (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 503, description = "The content service is unavailable", body = ErrorBody),
     )
 )]
 pub async fn create_article(
@@ -62,6 +63,8 @@ pub async fn create_article(
 ///
 /// Whatever the page size, a page costs three backend calls: the page of
 /// articles, then one batch of authors and one batch of counts in parallel.
+/// Authors and counts are optional: when their service fails the page still
+/// answers 200 and lists what it left out in `degraded`.
 #[utoipa::path(
     get,
     path = "/api/v1/articles",
@@ -70,41 +73,47 @@ pub async fn create_article(
     responses(
         (status = 200, description = "A page of articles", body = ArticlePage),
         (status = 400, description = "Bad limit or cursor", body = ErrorBody),
+        (status = 503, description = "The content service is unavailable", body = ErrorBody),
     )
 )]
 pub async fn list_articles(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<ArticlePage>, ApiError> {
-    let page = state
-        .backends
-        .content
-        .clone()
+    let backends = &state.backends;
+    let page = backends
         .list_articles(ListArticlesRequest {
             page_size: page_size(query.limit)?,
             page_token: query.cursor.unwrap_or_default(),
         })
-        .await?
-        .into_inner();
+        .await?;
     let mut items: Vec<Article> = page.articles.into_iter().map(Article::from_proto).collect();
+    let mut degraded = Vec::new();
     if !items.is_empty() {
-        let backends = &state.backends;
-        let (users, counts) = tokio::try_join!(
+        let (users, counts) = tokio::join!(
             backends.users(items.iter().map(|a| a.author_id)),
             backends.comment_counts(items.iter().map(|a| a.id)),
-        )?;
+        );
+        let users = optional(users, AUTHORS, &mut degraded);
+        let counts = optional(counts, COMMENTS, &mut degraded);
         for article in &mut items {
-            article.author = users.get(&article.author_id).map(Author::from_proto);
-            article.comment_count = Some(counts.get(&article.id).copied().unwrap_or(0));
+            if let Some(users) = &users {
+                article.author = users.get(&article.author_id).map(Author::from_proto);
+            }
+            if let Some(counts) = &counts {
+                article.comment_count = Some(counts.get(&article.id).copied().unwrap_or(0));
+            }
         }
     }
     Ok(Json(ArticlePage {
         items,
         next_cursor: next_cursor(page.next_page_token),
+        degraded,
     }))
 }
 
 /// One article with its author, comment count and latest comments.
+/// Comments and authors are optional, as in the list.
 #[utoipa::path(
     get,
     path = "/api/v1/articles/{id}",
@@ -113,6 +122,7 @@ pub async fn list_articles(
     responses(
         (status = 200, description = "The article", body = ArticleDetail),
         (status = 404, description = "No such article", body = ErrorBody),
+        (status = 503, description = "The content service is unavailable", body = ErrorBody),
     )
 )]
 pub async fn get_article(
@@ -120,41 +130,27 @@ pub async fn get_article(
     PathParams(id): PathParams<i64>,
 ) -> Result<Json<ArticleDetail>, ApiError> {
     let backends = &state.backends;
-    let (article, comments, counts) = tokio::try_join!(
-        async {
-            backends
-                .content
-                .clone()
-                .get_article(GetArticleRequest { id })
-                .await
-        },
-        async {
-            backends
-                .comment
-                .clone()
-                .list_comments(ListCommentsRequest {
-                    article_id: id,
-                    page_size: LATEST_COMMENTS,
-                    page_token: String::new(),
-                })
-                .await
-        },
+    let (article, comments, counts) = tokio::join!(
+        backends.article(id),
+        backends.latest_comments(id, LATEST_COMMENTS),
         backends.comment_counts([id]),
-    )?;
-    let article = article
-        .into_inner()
-        .article
-        .ok_or_else(|| ApiError::Internal("GetArticle answered without an article".into()))?;
-    let comments = comments.into_inner().comments;
-    let users = backends
-        .users(std::iter::once(article.author_id).chain(comments.iter().map(|c| c.author_id)))
-        .await?;
+    );
+    let article = article?;
+    let mut degraded = Vec::new();
+    let comments = optional(comments, COMMENTS, &mut degraded);
+    let counts = optional(counts, COMMENTS, &mut degraded);
+    let author_ids =
+        std::iter::once(article.author_id).chain(comments.iter().flatten().map(|c| c.author_id));
+    let users = optional(backends.users(author_ids).await, AUTHORS, &mut degraded);
+    let users = users.unwrap_or_default();
+
     let mut article = Article::from_proto(article);
     article.author = users.get(&article.author_id).map(Author::from_proto);
-    article.comment_count = Some(counts.get(&id).copied().unwrap_or(0));
+    article.comment_count = counts.map(|c| c.get(&id).copied().unwrap_or(0));
     Ok(Json(ArticleDetail {
         article,
-        comments: comments_with_authors(comments, &users),
+        comments: comments_with_authors(comments.unwrap_or_default(), &users),
+        degraded,
     }))
 }
 

@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use proto::comment::v1::{CreateCommentRequest, ListCommentsRequest};
 
 use super::articles::page_size;
+use super::{AUTHORS, optional};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams, QueryParams};
@@ -74,21 +75,21 @@ pub async fn list_comments(
 ) -> Result<Json<CommentPage>, ApiError> {
     let page = state
         .backends
-        .comment
-        .clone()
         .list_comments(ListCommentsRequest {
             article_id,
             page_size: page_size(query.limit)?,
             page_token: query.cursor.unwrap_or_default(),
         })
-        .await?
-        .into_inner();
+        .await?;
+    let mut degraded = Vec::new();
     let users = state
         .backends
         .users(page.comments.iter().map(|c| c.author_id))
-        .await?;
+        .await;
+    let users = optional(users, AUTHORS, &mut degraded).unwrap_or_default();
     Ok(Json(CommentPage {
         items: comments_with_authors(page.comments, &users),
         next_cursor: next_cursor(page.next_page_token),
+        degraded,
     }))
 }

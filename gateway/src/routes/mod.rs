@@ -68,6 +68,29 @@ pub fn api(body_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, openapi)
 }
 
+/// Parts of an answer a failed low-priority call leaves out.
+pub(crate) const AUTHORS: &str = "authors";
+pub(crate) const COMMENTS: &str = "comments";
+
+/// The value of a call the page can do without; a failure is logged and
+/// noted in `degraded` instead of failing the page.
+pub(crate) fn optional<T>(
+    result: Result<T, tonic::Status>,
+    part: &'static str,
+    degraded: &mut Vec<&'static str>,
+) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(status) => {
+            tracing::warn!(part, code = ?status.code(), message = status.message(), "degraded answer");
+            if !degraded.contains(&part) {
+                degraded.push(part);
+            }
+            None
+        }
+    }
+}
+
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     let path: String = uri.path().chars().take(200).collect();
     ApiError::NotFound(format!("no route for {method} {path}"))

@@ -1,36 +1,79 @@
-//! A gRPC channel to a discovered service: what generated clients are built
-//! on (`UserServiceClient::new(kit::client::channel(..))`).
+//! gRPC channels to discovered services: what generated clients are built
+//! on (`ContentServiceClient::new(clients.channel("content"))`).
 //!
-//! The stack, outermost first:
-//! 1. metrics: counts every call the caller made, whatever happened below;
+//! The stack of a channel, outermost first:
+//! 1. metrics: counts every call the caller made, whatever happened below,
+//!    so rejected and timed-out calls show too;
 //! 2. status mapping: failures below gRPC become proper `tonic::Status`es
-//!    (`UNAVAILABLE` for "no instance" or "connection failed"), with the typed
+//!    (UNAVAILABLE for "no instance", "connection failed", "breaker open" and
+//!    "bulkhead full"; DEADLINE_EXCEEDED for a spent budget), with the typed
 //!    error kept as the source for callers that want details;
-//! 3. balance: power of two choices over the live endpoints from etcd.
+//! 3. per-method protection ([`crate::resilience`]): breaker → bulkhead →
+//!    deadline, one stack per gRPC method;
+//! 4. balance: power of two choices over the live endpoints from etcd.
+
+mod status;
 
 use std::sync::Arc;
 
-use tonic::Status;
 use tower::ServiceBuilder;
-use tower::util::MapErr;
 
-use crate::discovery::{Balance, BalanceError, Resolver};
-use crate::metrics::{GrpcMetrics, GrpcMetricsLayer};
+use crate::discovery::{Balance, Resolver};
+use crate::metrics::{GrpcMetrics, GrpcMetricsLayer, Registry};
+use crate::resilience::{Breakers, Guarded, InvalidPolicy, ResilienceSettings};
+
+pub use status::{StatusFuture, ToStatus};
 
 /// The channel type generated clients are instantiated with.
-pub type Channel =
-    crate::metrics::grpc::GrpcMetricsService<MapErr<Balance, fn(BalanceError) -> Status>>;
+pub type Channel = crate::metrics::grpc::GrpcMetricsService<ToStatus<Guarded<Balance>>>;
 
-/// A channel to every live instance of `service`.
-pub fn channel(resolver: &Resolver, service: &str, metrics: &GrpcMetrics) -> Channel {
-    ServiceBuilder::new()
-        .layer(GrpcMetricsLayer::new(metrics.clone()))
-        .map_err(balance_status as fn(BalanceError) -> Status)
-        .service(Balance::new(resolver, service))
+/// Builds channels that share one process's discovery, metrics and
+/// breakers.
+#[derive(Clone)]
+pub struct Clients {
+    resolver: Resolver,
+    metrics: GrpcMetrics,
+    settings: Arc<ResilienceSettings>,
+    breakers: Breakers,
 }
 
-fn balance_status(error: BalanceError) -> Status {
-    let mut status = Status::unavailable(error.to_string());
-    status.set_source(Arc::new(error));
-    status
+impl Clients {
+    /// Fails on an invalid resilience override, before anything serves.
+    pub fn new(
+        resolver: &Resolver,
+        registry: &Registry,
+        settings: &ResilienceSettings,
+    ) -> Result<Self, InvalidPolicy> {
+        settings.validate()?;
+        Ok(Self {
+            resolver: resolver.clone(),
+            metrics: GrpcMetrics::client(registry),
+            settings: Arc::new(settings.clone()),
+            breakers: Breakers::new(registry),
+        })
+    }
+
+    /// A channel to every live instance of `service` (its discovery name).
+    pub fn channel(&self, service: &str) -> Channel {
+        ServiceBuilder::new()
+            .layer(GrpcMetricsLayer::new(self.metrics.clone()))
+            .layer_fn(ToStatus::new)
+            .service(Guarded::new(
+                Balance::new(&self.resolver, service),
+                self.settings.clone(),
+                self.breakers.clone(),
+            ))
+    }
+
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
+    }
+
+    pub fn metrics(&self) -> &GrpcMetrics {
+        &self.metrics
+    }
+
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
 }

@@ -45,6 +45,15 @@ impl Registry {
             .register(name, help, metric);
     }
 
+    /// Registers a collector, read at every scrape (for values that live
+    /// elsewhere, such as breaker counts).
+    pub fn register_collector(&self, collector: Box<dyn prometheus_client::collector::Collector>) {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register_collector(collector);
+    }
+
     /// The Prometheus text exposition of every registered metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -32,6 +32,8 @@ use tower::Service;
 use crate::admin::{self, AdminSettings};
 use crate::discovery::{ChannelSettings, DiscoverySettings, Instance, Registrar, Resolver};
 use crate::metrics::{GrpcMetrics, GrpcMetricsLayer, Registry};
+use crate::resilience::ResilienceSettings;
+use crate::resilience::deadline::ServerDeadlineLayer;
 use crate::runtime::RuntimeSettings;
 use crate::shutdown::ShutdownSettings;
 use crate::telemetry::TelemetrySettings;
@@ -45,6 +47,8 @@ pub struct PlatformSettings {
     pub discovery: DiscoverySettings,
     /// Connections this service opens to the services it calls.
     pub channel: ChannelSettings,
+    /// Protection of the calls this service makes to others.
+    pub resilience: ResilienceSettings,
     pub telemetry: TelemetrySettings,
     pub shutdown: ShutdownSettings,
     pub runtime: RuntimeSettings,
@@ -71,6 +75,9 @@ pub struct GrpcSettings {
     pub keepalive_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub keepalive_timeout: Duration,
+    /// Longest a handler may run, also when the caller sent no deadline.
+    #[serde(with = "humantime_serde::option")]
+    pub max_request_time: Option<Duration>,
 }
 
 impl Default for GrpcSettings {
@@ -83,6 +90,7 @@ impl Default for GrpcSettings {
             max_connection_age_grace: Duration::from_secs(30),
             keepalive_interval: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(5),
+            max_request_time: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -267,10 +275,12 @@ impl GrpcServer {
             .max_connection_age(grpc.max_connection_age)
             .max_connection_age_grace(grpc.max_connection_age_grace)
             // Metrics outermost: they see every request, including ones the
-            // inner layers reject.
+            // inner layers reject or time out.
             .layer(GrpcMetricsLayer::new(GrpcMetrics::server(
                 &registry, &services,
             )))
+            // The caller's deadline bounds the handler and every call it makes.
+            .layer(ServerDeadlineLayer::new(grpc.max_request_time))
             .add_routes(routes.routes());
         let drain = CancellationToken::new();
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));

@@ -1,6 +1,7 @@
+use kit::client::Clients;
 use kit::db::Migrations;
 use kit::discovery::Resolver;
-use kit::metrics::{GrpcMetrics, Registry};
+use kit::metrics::Registry;
 use kit::server::GrpcServer;
 use proto::comment::v1::comment_service_server::CommentServiceServer;
 use proto::content::v1::content_service_client::ContentServiceClient;
@@ -22,11 +23,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<GrpcServer> {
     let pool = kit::db::connect(&settings.database, MIGRATIONS).await?;
     let platform = &settings.platform;
     let resolver = Resolver::spawn(&platform.discovery, &platform.channel, &registry);
-    let content = ContentServiceClient::new(kit::client::channel(
-        &resolver,
-        crate::CONTENT_SERVICE,
-        &GrpcMetrics::client(&registry),
-    ));
+    let clients = Clients::new(&resolver, &registry, &platform.resilience)?;
+    let content = ContentServiceClient::new(clients.channel(crate::CONTENT_SERVICE));
     let api = CommentApi::new(CommentRepository::new(pool), content);
     Ok(GrpcServer::bind(crate::SERVICE, platform, &registry)
         .await?

@@ -1,0 +1,568 @@
+//! The Hystrix circuit-breaker state machine over a rolling window.
+//!
+//! Hot path: one atomic load to decide, a handful of relaxed atomic adds to
+//! record. No lock is taken; the rolling window tolerates the benign races of
+//! two threads rolling the same bucket (a few counts may land in the bucket
+//! being reset, which is within the window's own granularity).
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::BreakerSettings;
+
+/// What the breaker does with calls (Hystrix semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Calls flow; outcomes are counted in the rolling window.
+    Closed,
+    /// Calls are rejected at once until the sleep window has passed.
+    Open,
+    /// The sleep window passed: a limited number of trial calls flow; their
+    /// success closes the circuit, a failure opens it again.
+    HalfOpen,
+}
+
+impl State {
+    /// The value of the `breaker_state` gauge.
+    pub fn gauge(self) -> i64 {
+        match self {
+            Self::Closed => 0,
+            Self::Open => 1,
+            Self::HalfOpen => 2,
+        }
+    }
+}
+
+/// An operator's override, set through the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Force {
+    /// Normal operation.
+    Auto,
+    /// Reject every call (e.g. shed a misbehaving dependency during an incident).
+    Open,
+    /// Let every call through whatever the error rate.
+    Closed,
+}
+
+/// How a finished call counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// Transport errors and UNAVAILABLE, INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED.
+    Failure,
+    /// A DEADLINE_EXCEEDED or our own timeout: a failure of the callee.
+    Timeout,
+    /// A bulkhead below rejected the call: not the callee's fault.
+    Rejected,
+    /// The caller's own error (INVALID_ARGUMENT, NOT_FOUND…): says nothing
+    /// about the callee's health.
+    Neutral,
+}
+
+const CLOSED: u8 = 0;
+const OPEN: u8 = 1;
+const HALF_OPEN: u8 = 2;
+
+const FORCE_AUTO: u8 = 0;
+const FORCE_OPEN: u8 = 1;
+const FORCE_CLOSED: u8 = 2;
+
+/// Indexes of the counters of a bucket, in [`Counts`] order.
+const SUCCESS: usize = 0;
+const FAILURE: usize = 1;
+const TIMEOUT: usize = 2;
+const REJECTION: usize = 3;
+const SHORT_CIRCUIT: usize = 4;
+
+/// The slice of a bucket that counts nothing.
+const EMPTY: i64 = i64::MIN;
+
+#[derive(Debug, Default)]
+struct Bucket {
+    /// Index of the time slice this bucket currently counts.
+    slice: AtomicI64,
+    counts: [AtomicU64; 5],
+}
+
+/// Counts of the rolling window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub successes: u64,
+    pub failures: u64,
+    pub timeouts: u64,
+    pub rejections: u64,
+    pub short_circuits: u64,
+}
+
+impl Counts {
+    fn read(counters: &[AtomicU64; 5]) -> Self {
+        let c = |i: usize| counters[i].load(Ordering::Relaxed);
+        Self {
+            successes: c(SUCCESS),
+            failures: c(FAILURE),
+            timeouts: c(TIMEOUT),
+            rejections: c(REJECTION),
+            short_circuits: c(SHORT_CIRCUIT),
+        }
+    }
+
+    fn add(&mut self, other: &Self) {
+        self.successes += other.successes;
+        self.failures += other.failures;
+        self.timeouts += other.timeouts;
+        self.rejections += other.rejections;
+        self.short_circuits += other.short_circuits;
+    }
+
+    /// Calls that reached the callee and count for its health.
+    pub fn volume(&self) -> u64 {
+        self.successes + self.failures + self.timeouts
+    }
+
+    pub fn error_percentage(&self) -> u8 {
+        match self.volume() {
+            0 => 0,
+            v => ((self.failures + self.timeouts) * 100 / v) as u8,
+        }
+    }
+}
+
+/// The shared state of one breaker.
+#[derive(Debug)]
+pub struct Circuit {
+    name: String,
+    settings: BreakerSettings,
+    state: AtomicU8,
+    force: AtomicU8,
+    /// When the circuit last opened, in nanoseconds on [`clock`].
+    opened_at: AtomicU64,
+    /// Trial calls still allowed in HalfOpen.
+    trials_left: AtomicU32,
+    /// Successful trials still needed to close.
+    successes_needed: AtomicU32,
+    buckets: Box<[Bucket]>,
+    slice_nanos: u64,
+    /// Monotonic totals for metrics, in [`Counts`] order.
+    totals: [AtomicU64; 5],
+}
+
+/// Whether a call may proceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permit {
+    /// A normal call.
+    Call,
+    /// One of the HalfOpen trial calls.
+    Trial,
+}
+
+impl Circuit {
+    pub fn new(name: impl Into<String>, settings: BreakerSettings) -> Self {
+        let buckets = settings.buckets.max(1);
+        let slice_nanos = (settings.window.as_nanos() as u64 / u64::from(buckets)).max(1);
+        Self {
+            name: name.into(),
+            state: AtomicU8::new(CLOSED),
+            force: AtomicU8::new(FORCE_AUTO),
+            opened_at: AtomicU64::new(0),
+            trials_left: AtomicU32::new(0),
+            successes_needed: AtomicU32::new(0),
+            buckets: (0..buckets)
+                .map(|_| Bucket {
+                    slice: AtomicI64::new(EMPTY),
+                    counts: Default::default(),
+                })
+                .collect(),
+            slice_nanos,
+            totals: Default::default(),
+            settings,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn settings(&self) -> &BreakerSettings {
+        &self.settings
+    }
+
+    pub fn state(&self) -> State {
+        match self.state.load(Ordering::Acquire) {
+            OPEN => State::Open,
+            HALF_OPEN => State::HalfOpen,
+            _ => State::Closed,
+        }
+    }
+
+    pub fn force(&self) -> Force {
+        match self.force.load(Ordering::Relaxed) {
+            FORCE_OPEN => Force::Open,
+            FORCE_CLOSED => Force::Closed,
+            _ => Force::Auto,
+        }
+    }
+
+    pub fn set_force(&self, force: Force) {
+        let value = match force {
+            Force::Auto => FORCE_AUTO,
+            Force::Open => FORCE_OPEN,
+            Force::Closed => FORCE_CLOSED,
+        };
+        self.force.store(value, Ordering::Relaxed);
+        tracing::warn!(breaker = %self.name, ?force, "breaker override set by an operator");
+    }
+
+    /// Back to Closed with an empty window.
+    pub fn reset(&self) {
+        self.clear_window();
+        self.transition(State::Closed);
+    }
+
+    /// How long until an open circuit lets a trial through.
+    pub fn retry_after(&self) -> Duration {
+        let opened = self.opened_at.load(Ordering::Relaxed);
+        let until = opened.saturating_add(self.settings.sleep_window.as_nanos() as u64);
+        Duration::from_nanos(until.saturating_sub(clock()))
+    }
+
+    /// Decides whether a call may proceed; `None` means short-circuit.
+    pub fn acquire(&self) -> Option<Permit> {
+        match self.force.load(Ordering::Relaxed) {
+            FORCE_OPEN => {
+                self.count(SHORT_CIRCUIT);
+                return None;
+            }
+            FORCE_CLOSED => return Some(Permit::Call),
+            _ => {}
+        }
+        match self.state.load(Ordering::Acquire) {
+            CLOSED => Some(Permit::Call),
+            OPEN => {
+                if self.retry_after().is_zero()
+                    && self
+                        .state
+                        .compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                {
+                    let trials = self.settings.half_open_calls.max(1);
+                    self.successes_needed.store(trials, Ordering::Relaxed);
+                    self.trials_left.store(trials - 1, Ordering::Release);
+                    self.notify(State::HalfOpen);
+                    return Some(Permit::Trial);
+                }
+                self.count(SHORT_CIRCUIT);
+                None
+            }
+            _ => {
+                let took = self
+                    .trials_left
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                    .is_ok();
+                if took {
+                    Some(Permit::Trial)
+                } else {
+                    self.count(SHORT_CIRCUIT);
+                    None
+                }
+            }
+        }
+    }
+
+    /// Records how a call that got `permit` ended.
+    pub fn record(&self, permit: Permit, outcome: Outcome) {
+        match outcome {
+            Outcome::Success => self.count(SUCCESS),
+            Outcome::Failure => self.count(FAILURE),
+            Outcome::Timeout => self.count(TIMEOUT),
+            Outcome::Rejected => self.count(REJECTION),
+            Outcome::Neutral => {}
+        }
+        if self.force.load(Ordering::Relaxed) != FORCE_AUTO {
+            return;
+        }
+        match (permit, outcome) {
+            (Permit::Trial, Outcome::Success) => {
+                if self.successes_needed.fetch_sub(1, Ordering::AcqRel) <= 1
+                    && self.state.load(Ordering::Acquire) == HALF_OPEN
+                {
+                    self.clear_window();
+                    self.transition(State::Closed);
+                }
+            }
+            (Permit::Trial, Outcome::Failure | Outcome::Timeout) => {
+                if self.state.load(Ordering::Acquire) == HALF_OPEN {
+                    self.open();
+                }
+            }
+            // A neutral or rejected trial proves nothing: give the slot back
+            // so that another call can be the trial.
+            (Permit::Trial, Outcome::Neutral | Outcome::Rejected) => {
+                self.trials_left.fetch_add(1, Ordering::AcqRel);
+            }
+            (Permit::Call, Outcome::Failure | Outcome::Timeout) => {
+                if self.state.load(Ordering::Acquire) == CLOSED && self.should_trip() {
+                    self.open();
+                }
+            }
+            (Permit::Call, _) => {}
+        }
+    }
+
+    /// Every call counted since start (for metrics; never rolls).
+    pub fn totals(&self) -> Counts {
+        Counts::read(&self.totals)
+    }
+
+    /// The counts of the current window.
+    pub fn counts(&self) -> Counts {
+        let now = self.slice_now();
+        let oldest = now - self.buckets.len() as i64 + 1;
+        let mut counts = Counts::default();
+        for bucket in self.buckets.iter() {
+            let slice = bucket.slice.load(Ordering::Acquire);
+            if (oldest..=now).contains(&slice) {
+                counts.add(&Counts::read(&bucket.counts));
+            }
+        }
+        counts
+    }
+
+    fn should_trip(&self) -> bool {
+        let counts = self.counts();
+        counts.volume() >= u64::from(self.settings.request_volume_threshold)
+            && counts.error_percentage() >= self.settings.error_threshold_percentage
+    }
+
+    fn open(&self) {
+        self.opened_at.store(clock(), Ordering::Relaxed);
+        self.transition(State::Open);
+    }
+
+    fn transition(&self, to: State) {
+        let value = match to {
+            State::Closed => CLOSED,
+            State::Open => OPEN,
+            State::HalfOpen => HALF_OPEN,
+        };
+        if self.state.swap(value, Ordering::AcqRel) != value {
+            self.notify(to);
+        }
+    }
+
+    fn notify(&self, to: State) {
+        let counts = self.counts();
+        match to {
+            State::Open => tracing::warn!(
+                breaker = %self.name,
+                volume = counts.volume(),
+                error_percentage = counts.error_percentage(),
+                sleep_window = ?self.settings.sleep_window,
+                "circuit breaker opened"
+            ),
+            State::HalfOpen => {
+                tracing::info!(breaker = %self.name, "circuit breaker half-open: trying a call")
+            }
+            State::Closed => tracing::info!(breaker = %self.name, "circuit breaker closed"),
+        }
+    }
+
+    fn clear_window(&self) {
+        for bucket in self.buckets.iter() {
+            bucket.slice.store(EMPTY, Ordering::Release);
+        }
+    }
+
+    fn slice_now(&self) -> i64 {
+        (clock() / self.slice_nanos) as i64
+    }
+
+    /// Adds one to counter `index` of the current bucket, rolling the bucket
+    /// first when it still holds an older slice.
+    fn count(&self, index: usize) {
+        let now = self.slice_now();
+        let bucket = &self.buckets[now as usize % self.buckets.len()];
+        let slice = bucket.slice.load(Ordering::Acquire);
+        if slice != now
+            && bucket
+                .slice
+                .compare_exchange(slice, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            for counter in &bucket.counts {
+                counter.store(0, Ordering::Relaxed);
+            }
+        }
+        bucket.counts[index].fetch_add(1, Ordering::Relaxed);
+        self.totals[index].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Nanoseconds on tokio's clock (pausable in tests) since the first call.
+fn clock() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    Instant::now().saturating_duration_since(epoch).as_nanos() as u64 + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> BreakerSettings {
+        BreakerSettings {
+            enabled: true,
+            window: Duration::from_secs(10),
+            buckets: 10,
+            request_volume_threshold: 20,
+            error_threshold_percentage: 50,
+            sleep_window: Duration::from_secs(5),
+            half_open_calls: 1,
+        }
+    }
+
+    fn run(c: &Circuit, outcome: Outcome, n: usize) {
+        for _ in 0..n {
+            let permit = c.acquire().expect("closed");
+            c.record(permit, outcome);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn it_trips_when_volume_and_error_rate_reach_their_thresholds() {
+        let c = Circuit::new("t", settings());
+        run(&c, Outcome::Success, 10);
+        run(&c, Outcome::Failure, 9);
+        assert_eq!(
+            c.state(),
+            State::Closed,
+            "19 calls: under the volume threshold"
+        );
+        run(&c, Outcome::Failure, 1);
+        assert_eq!(c.state(), State::Open, "20 calls, 50% errors");
+        assert!(c.acquire().is_none(), "open rejects at once");
+        assert_eq!(c.counts().short_circuits, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn it_stays_closed_under_the_volume_threshold_even_at_full_error_rate() {
+        let c = Circuit::new("t", settings());
+        run(&c, Outcome::Failure, 19);
+        assert_eq!(c.state(), State::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn caller_errors_and_rejections_do_not_count_against_the_callee() {
+        let c = Circuit::new("t", settings());
+        run(&c, Outcome::Neutral, 50);
+        run(&c, Outcome::Rejected, 50);
+        run(&c, Outcome::Failure, 19);
+        assert_eq!(c.state(), State::Closed, "only 19 calls count");
+        assert_eq!(c.counts().volume(), 19);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeouts_count_as_failures() {
+        let c = Circuit::new("t", settings());
+        run(&c, Outcome::Success, 10);
+        run(&c, Outcome::Timeout, 10);
+        assert_eq!(c.state(), State::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_the_sleep_window_exactly_one_trial_goes_through_and_success_closes() {
+        let c = Circuit::new("t", settings());
+        run(&c, Outcome::Failure, 20);
+        tokio::time::advance(Duration::from_millis(4_900)).await;
+        assert!(c.acquire().is_none(), "still sleeping");
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let trial = c.acquire().expect("a trial");
+        assert_eq!(trial, Permit::Trial);
+        assert_eq!(c.state(), State::HalfOpen);
+        assert!(c.acquire().is_none(), "only one trial at a time");
+        c.record(trial, Outcome::Success);
+        assert_eq!(c.state(), State::Closed);
+        assert_eq!(c.counts().volume(), 0, "closing resets the window");
+        run(&c, Outcome::Success, 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_trial_opens_the_circuit_for_another_sleep_window() {
+        let c = Circuit::new("t", settings());
+        run(&c, Outcome::Failure, 20);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let trial = c.acquire().unwrap();
+        c.record(trial, Outcome::Failure);
+        assert_eq!(c.state(), State::Open);
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(c.acquire().is_none());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(c.acquire(), Some(Permit::Trial));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_neutral_trial_neither_closes_nor_opens_and_frees_the_trial_slot() {
+        let c = Circuit::new("t", settings());
+        run(&c, Outcome::Failure, 20);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let trial = c.acquire().unwrap();
+        c.record(trial, Outcome::Neutral);
+        assert_eq!(c.state(), State::HalfOpen);
+        let again = c.acquire().expect("the slot is free again");
+        c.record(again, Outcome::Success);
+        assert_eq!(c.state(), State::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn several_trials_must_all_succeed_when_configured() {
+        let c = Circuit::new(
+            "t",
+            BreakerSettings {
+                half_open_calls: 3,
+                ..settings()
+            },
+        );
+        run(&c, Outcome::Failure, 20);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let trials: Vec<_> = (0..3).map(|_| c.acquire().unwrap()).collect();
+        assert!(c.acquire().is_none());
+        c.record(trials[0], Outcome::Success);
+        c.record(trials[1], Outcome::Success);
+        assert_eq!(c.state(), State::HalfOpen);
+        c.record(trials[2], Outcome::Success);
+        assert_eq!(c.state(), State::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_window_rolls_old_failures_out() {
+        let c = Circuit::new("t", settings());
+        run(&c, Outcome::Failure, 15);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        run(&c, Outcome::Failure, 10);
+        assert_eq!(
+            c.state(),
+            State::Closed,
+            "only 10 failures in the last 10 s"
+        );
+        assert_eq!(c.counts().failures, 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn operators_can_force_the_circuit_open_or_closed() {
+        let c = Circuit::new("t", settings());
+        c.set_force(Force::Open);
+        assert!(c.acquire().is_none());
+        c.set_force(Force::Closed);
+        run(&c, Outcome::Failure, 100);
+        assert!(c.acquire().is_some(), "forced closed ignores errors");
+        c.set_force(Force::Auto);
+        c.reset();
+        assert_eq!(c.state(), State::Closed);
+        assert_eq!(c.counts().volume(), 0);
+    }
+}

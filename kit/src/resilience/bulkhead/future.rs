@@ -1,0 +1,81 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tower::BoxError;
+
+use super::{BulkheadFull, Limiter};
+use crate::resilience::classify;
+
+pin_project! {
+    /// Holds the slot until the call completes or is dropped.
+    #[project = Proj]
+    pub enum ResponseFuture<F> {
+        Called {
+            #[pin]
+            inner: F,
+            slot: Slot,
+        },
+        Rejected { error: Option<BulkheadFull> },
+    }
+}
+
+/// A taken slot; given back exactly once, also when the call is abandoned.
+#[derive(Debug)]
+pub struct Slot {
+    limiter: Arc<Limiter>,
+    started: Instant,
+    released: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if !self.released {
+            self.limiter.release(None);
+        }
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn called(inner: F, limiter: Arc<Limiter>) -> Self {
+        Self::Called {
+            inner,
+            slot: Slot {
+                limiter,
+                started: Instant::now(),
+                released: false,
+            },
+        }
+    }
+
+    pub(super) fn rejected(error: BulkheadFull) -> Self {
+        Self::Rejected { error: Some(error) }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<http::Response<B>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            Proj::Rejected { error } => Poll::Ready(Err(match error.take() {
+                Some(full) => full.into(),
+                None => "bulkhead future polled after completion".into(),
+            })),
+            Proj::Called { inner, slot } => {
+                let result = ready!(inner.poll(cx)).map_err(Into::into);
+                slot.limiter
+                    .release(Some((classify(&result), slot.started.elapsed())));
+                slot.released = true;
+                Poll::Ready(result)
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Deadlines, end to end.
+//!
+//! Client side, [`Deadline`] gives each call a budget — the route's timeout,
+//! or what is left of the caller's own deadline if that is sooner — sends it
+//! as `grpc-timeout` so the callee can stop in time, and fails the call with
+//! [`TimedOut`] when the budget runs out (dropping it, which resets the
+//! HTTP/2 stream and cancels the callee's work).
+//!
+//! Server side, [`ServerDeadline`] reads `grpc-timeout`, answers
+//! DEADLINE_EXCEEDED when it passes (dropping the handler: work stops), and
+//! makes the deadline visible to calls the handler makes ([`remaining`]),
+//! so a chain gateway → comment → content shares one budget.
+
+mod error;
+mod future;
+mod layer;
+mod server;
+mod service;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::task::futures::TaskLocalFuture;
+use tokio::time::Instant;
+
+pub use error::TimedOut;
+pub use future::ResponseFuture;
+pub use layer::DeadlineLayer;
+pub use server::{ServerDeadline, ServerDeadlineLayer};
+pub use service::Deadline;
+
+tokio::task_local! {
+    static DEADLINE: Instant;
+}
+
+/// Runs `future` with `deadline` as the budget of every call it makes.
+pub fn scope<F: Future>(deadline: Instant, future: F) -> TaskLocalFuture<Instant, F> {
+    let deadline = match current() {
+        Some(outer) if outer < deadline => outer,
+        _ => deadline,
+    };
+    DEADLINE.scope(deadline, future)
+}
+
+/// The deadline of the current task, if one was set.
+pub fn current() -> Option<Instant> {
+    DEADLINE.try_with(|d| *d).ok()
+}
+
+/// Time left before the current task's deadline.
+pub fn remaining() -> Option<Duration> {
+    current().map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+/// `grpc-timeout` wire format: at most 8 digits and a unit.
+pub(crate) fn encode(budget: Duration) -> http::HeaderValue {
+    let millis = budget.as_millis().max(1);
+    let value = if millis < 100_000_000 {
+        format!("{millis}m")
+    } else {
+        format!("{}S", budget.as_secs().min(99_999_999))
+    };
+    http::HeaderValue::from_str(&value).unwrap_or_else(|_| http::HeaderValue::from_static("1m"))
+}
+
+pub(crate) fn decode(value: &http::HeaderValue) -> Option<Duration> {
+    let value = value.to_str().ok()?;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_round_trip() {
+        for ms in [1, 250, 30_000] {
+            let d = Duration::from_millis(ms);
+            assert_eq!(decode(&encode(d)), Some(d));
+        }
+        assert_eq!(
+            decode(&http::HeaderValue::from_static("2S")),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(decode(&http::HeaderValue::from_static("5x")), None);
+        assert_eq!(decode(&http::HeaderValue::from_static("123456789m")), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_inner_scope_cannot_extend_the_outer_deadline() {
+        let outer = Instant::now() + Duration::from_secs(1);
+        scope(outer, async {
+            scope(Instant::now() + Duration::from_secs(5), async {
+                assert_eq!(current(), Some(outer));
+            })
+            .await;
+        })
+        .await;
+        assert_eq!(current(), None);
+    }
+}

@@ -1,0 +1,113 @@
+//! The server half: honour the caller's `grpc-timeout`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+use tokio::time::{Instant, Sleep};
+use tower::{Layer, Service};
+
+use super::{DEADLINE, decode};
+
+/// Applies the caller's deadline to the handler (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct ServerDeadlineLayer {
+    /// Cap for calls that carry no deadline (or a longer one).
+    max: Option<Duration>,
+}
+
+impl ServerDeadlineLayer {
+    pub fn new(max: Option<Duration>) -> Self {
+        Self { max }
+    }
+}
+
+impl<S> Layer<S> for ServerDeadlineLayer {
+    type Service = ServerDeadline<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ServerDeadline {
+            inner,
+            max: self.max,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerDeadline<S> {
+    inner: S,
+    max: Option<Duration>,
+}
+
+impl<S, ReqBody> Service<http::Request<ReqBody>> for ServerDeadline<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<tonic::body::Body>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ServerFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let asked = request.headers().get("grpc-timeout").and_then(decode);
+        let budget = match (asked, self.max) {
+            (Some(a), Some(m)) => Some(a.min(m)),
+            (a, m) => a.or(m),
+        };
+        match budget {
+            None => ServerFuture::Unbounded {
+                inner: self.inner.call(request),
+            },
+            Some(budget) => {
+                let deadline = Instant::now() + budget;
+                ServerFuture::Bounded {
+                    inner: DEADLINE.scope(deadline, self.inner.call(request)),
+                    sleep: tokio::time::sleep_until(deadline),
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
+    #[project = Proj]
+    pub enum ServerFuture<F> {
+        Unbounded { #[pin] inner: F },
+        Bounded {
+            #[pin]
+            inner: TaskLocalFuture<Instant, F>,
+            #[pin]
+            sleep: Sleep,
+        },
+    }
+}
+
+impl<F, E> Future for ServerFuture<F>
+where
+    F: Future<Output = Result<http::Response<tonic::body::Body>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            Proj::Unbounded { inner } => inner.poll(cx),
+            Proj::Bounded { inner, sleep } => {
+                if let Poll::Ready(result) = inner.poll(cx) {
+                    return Poll::Ready(result);
+                }
+                ready!(sleep.poll(cx));
+                // Answering drops the handler: its work stops here.
+                tracing::debug!("deadline exceeded; handler cancelled");
+                Poll::Ready(Ok(
+                    tonic::Status::deadline_exceeded("deadline exceeded").into_http()
+                ))
+            }
+        }
+    }
+}

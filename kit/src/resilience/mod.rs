@@ -1,0 +1,243 @@
+//! Hystrix-style protection for calls to other services: per-method circuit
+//! breakers, bulkheads and deadlines as tower layers, and budgeted retries.
+//!
+//! Every client channel (see [`crate::client`]) routes each call by its gRPC
+//! method to a stack of its own, built from [`ResilienceSettings`]: a default
+//! policy that a service or a method overrides. Outermost first:
+//!
+//! 1. [`Breaker`]: rejects at once while the method's circuit is open, so an
+//!    open circuit costs no bulkhead slot and no network; it sees bulkhead
+//!    rejections (neutral) and timeouts (failures) of the layers below.
+//! 2. [`Bulkhead`]: bounds calls in flight and rejects the excess at once.
+//! 3. [`Deadline`]: bounds each call by its budget and sends `grpc-timeout`.
+//!
+//! Retries are not a layer: they live in one place only, the gateway, for
+//! idempotent reads ([`retry`]), so a sick service never sees retries of
+//! retries.
+
+pub mod breaker;
+pub mod bulkhead;
+pub mod deadline;
+mod guard;
+mod registry;
+pub mod retry;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tower::BoxError;
+
+pub use breaker::{Breaker, BreakerOpen, BreakerSettings, Circuit, Force, Outcome, State};
+pub use bulkhead::{Bulkhead, BulkheadFull, BulkheadSettings, Limiter};
+pub use deadline::{Deadline, TimedOut};
+pub use guard::{Guarded, Stack};
+pub use registry::{BreakerSnapshot, Breakers};
+
+/// The protection of one method.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub breaker: BreakerSettings,
+    pub bulkhead: BulkheadSettings,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(2),
+            breaker: BreakerSettings::default(),
+            bulkhead: BulkheadSettings::default(),
+        }
+    }
+}
+
+/// Defaults plus overrides, keyed by gRPC service (`comment.v1.CommentService`)
+/// or method (`comment.v1.CommentService/CountComments`). An override only
+/// names what it changes; the rest comes from `default` (then the service's
+/// override, for a method).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResilienceSettings {
+    pub default: Policy,
+    pub overrides: HashMap<String, serde_json::Value>,
+}
+
+/// A configured override that does not fit [`Policy`].
+#[derive(Debug, thiserror::Error)]
+#[error("resilience.overrides.{key}: {source}")]
+pub struct InvalidPolicy {
+    pub key: String,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+impl ResilienceSettings {
+    /// The policy of `method` (`/pkg.Service/Method` or `pkg.Service/Method`).
+    pub fn policy(&self, method: &str) -> Result<Policy, InvalidPolicy> {
+        let method = method.trim_start_matches('/');
+        let service = method.split('/').next().unwrap_or(method);
+        let mut merged = serde_json::to_value(&self.default).map_err(|source| InvalidPolicy {
+            key: "default".into(),
+            source,
+        })?;
+        for key in [service, method] {
+            if let Some(patch) = self.overrides.get(key) {
+                merge(&mut merged, patch);
+            }
+        }
+        serde_json::from_value(merged).map_err(|source| InvalidPolicy {
+            key: method.to_owned(),
+            source,
+        })
+    }
+
+    /// Checks every override, so a typo stops the process at start-up.
+    pub fn validate(&self) -> Result<(), InvalidPolicy> {
+        for key in self.overrides.keys() {
+            self.policy(key)?;
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(
+                    base.entry(key.clone()).or_insert(serde_json::Value::Null),
+                    value,
+                );
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+/// How a call's result counts for the callee's health. gRPC errors arrive as
+/// trailers-only responses, so the status is in the headers; an answer
+/// without `grpc-status` there is a success.
+pub fn classify<B>(result: &Result<http::Response<B>, BoxError>) -> Outcome {
+    match result {
+        Ok(response) => match response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i32>().ok())
+        {
+            None | Some(0) => Outcome::Success,
+            // DEADLINE_EXCEEDED
+            Some(4) => Outcome::Timeout,
+            // UNKNOWN, RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE
+            Some(2 | 8 | 13 | 14) => Outcome::Failure,
+            // The caller's own mistakes say nothing about the callee.
+            Some(_) => Outcome::Neutral,
+        },
+        Err(error) if error.is::<BulkheadFull>() || error.is::<BreakerOpen>() => Outcome::Rejected,
+        Err(error) if error.is::<TimedOut>() => Outcome::Timeout,
+        Err(_) => Outcome::Failure,
+    }
+}
+
+/// The status a caller sees for a call that failed below gRPC. The typed
+/// error stays attached as the source (the gateway reads `BreakerOpen` for
+/// its `Retry-After`).
+pub fn status(error: BoxError) -> tonic::Status {
+    let mut status = if let Some(open) = error.downcast_ref::<BreakerOpen>() {
+        tonic::Status::unavailable(format!("circuit breaker open for {}", open.breaker))
+    } else if error.is::<BulkheadFull>() {
+        tonic::Status::unavailable("too many calls in flight")
+    } else if error.is::<TimedOut>() {
+        tonic::Status::deadline_exceeded(error.to_string())
+    } else {
+        match error.downcast::<tonic::Status>() {
+            Ok(status) => return *status,
+            Err(other) => {
+                let mut status = tonic::Status::unavailable(other.to_string());
+                status.set_source(std::sync::Arc::from(other));
+                return status;
+            }
+        }
+    };
+    status.set_source(std::sync::Arc::from(error));
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(code: Option<&'static str>) -> Result<http::Response<()>, BoxError> {
+        let mut response = http::Response::new(());
+        if let Some(code) = code {
+            response
+                .headers_mut()
+                .insert("grpc-status", http::HeaderValue::from_static(code));
+        }
+        Ok(response)
+    }
+
+    #[test]
+    fn outcomes_follow_the_grpc_status() {
+        assert_eq!(classify(&answer(None)), Outcome::Success);
+        assert_eq!(classify(&answer(Some("0"))), Outcome::Success);
+        for code in ["2", "8", "13", "14"] {
+            assert_eq!(classify(&answer(Some(code))), Outcome::Failure, "{code}");
+        }
+        assert_eq!(classify(&answer(Some("4"))), Outcome::Timeout);
+        for code in ["3", "5", "6", "7", "9", "16"] {
+            assert_eq!(classify(&answer(Some(code))), Outcome::Neutral, "{code}");
+        }
+    }
+
+    #[test]
+    fn local_rejections_are_not_failures_of_the_callee() {
+        let full: BoxError = BulkheadFull {
+            bulkhead: "b".into(),
+            limit: 1,
+        }
+        .into();
+        assert_eq!(classify::<()>(&Err(full)), Outcome::Rejected);
+        let late: BoxError = TimedOut {
+            budget: Duration::from_millis(5),
+        }
+        .into();
+        assert_eq!(classify::<()>(&Err(late)), Outcome::Timeout);
+        assert_eq!(
+            classify::<()>(&Err("connection refused".into())),
+            Outcome::Failure
+        );
+    }
+
+    #[test]
+    fn overrides_change_only_what_they_name() {
+        let settings: ResilienceSettings = serde_json::from_value(serde_json::json!({
+            "overrides": {
+                "comment.v1.CommentService": {"timeout": "300ms"},
+                "comment.v1.CommentService/CountComments": {"breaker": {"error_threshold_percentage": 20}},
+            }
+        }))
+        .unwrap();
+        settings.validate().unwrap();
+        let p = settings
+            .policy("/comment.v1.CommentService/CountComments")
+            .unwrap();
+        assert_eq!(p.timeout, Duration::from_millis(300));
+        assert_eq!(p.breaker.error_threshold_percentage, 20);
+        assert_eq!(p.breaker.request_volume_threshold, 20, "from the default");
+        let other = settings.policy("/user.v1.UserService/GetUser").unwrap();
+        assert_eq!(other, Policy::default());
+    }
+
+    #[test]
+    fn a_misspelt_override_is_rejected() {
+        let settings: ResilienceSettings = serde_json::from_value(serde_json::json!({
+            "overrides": {"x.v1.X": {"breaker": {"eror_threshold": 1}}}
+        }))
+        .unwrap();
+        assert!(settings.validate().is_err());
+    }
+}
