@@ -18,7 +18,8 @@ pub struct TestStack {
     pub user: RunningServer,
     pub content: Vec<RunningServer>,
     pub comment: Option<RunningServer>,
-    content_settings: content::settings::Settings,
+    pub content_settings: content::settings::Settings,
+    comment_settings: comment::settings::Settings,
     gateway_stop: Option<oneshot::Sender<()>>,
     gateway: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -30,6 +31,17 @@ pub async fn spawn_stack() -> TestStack {
 }
 
 pub async fn spawn_stack_on(backend: Backend) -> TestStack {
+    spawn_stack_with(backend, |_| {}).await
+}
+
+/// The token of the operator API in tests.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Like [`spawn_stack_on`], letting the test change the gateway's settings.
+pub async fn spawn_stack_with(
+    backend: Backend,
+    configure: impl FnOnce(&mut Settings),
+) -> TestStack {
     testing::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("/{}", testing::unique_name("stack"));
@@ -60,7 +72,11 @@ pub async fn spawn_stack_on(backend: Backend) -> TestStack {
     comment_settings.database.url = testing::database(backend, dir.path(), "comment")
         .await
         .into();
-    let comment = RunningServer::spawn(comment::startup::build(comment_settings).await.unwrap());
+    let comment = RunningServer::spawn(
+        comment::startup::build(comment_settings.clone())
+            .await
+            .unwrap(),
+    );
 
     let mut settings: Settings = kit::config::load_files(CONFIG_DIR, "local").unwrap();
     settings.http.port = 0;
@@ -68,6 +84,8 @@ pub async fn spawn_stack_on(backend: Backend) -> TestStack {
     settings.discovery.endpoints = vec![testing::etcd_endpoint()];
     settings.discovery.prefix = prefix;
     settings.shutdown.propagation_delay = std::time::Duration::ZERO;
+    settings.admin_token = Some(ADMIN_TOKEN.into());
+    configure(&mut settings);
     let gateway = Gateway::build(settings).await.unwrap();
     let base = format!("http://{}", gateway.local_addr());
     let admin = format!("http://{}", gateway.admin_addr());
@@ -84,6 +102,7 @@ pub async fn spawn_stack_on(backend: Backend) -> TestStack {
         content: vec![content],
         comment: Some(comment),
         content_settings,
+        comment_settings,
         gateway_stop: Some(gateway_stop),
         gateway: Some(gateway),
         _dir: dir,
@@ -178,6 +197,59 @@ impl TestStack {
         );
         self.content.push(server);
         self.wait_for_instances("content", self.content.len()).await;
+    }
+
+    /// The database URL of `service` (MariaDB stacks).
+    pub fn database_url(&self, service: &str) -> String {
+        use secrecy::ExposeSecret;
+        let url = match service {
+            "comment" => &self.comment_settings.database.url,
+            "content" => &self.content_settings.database.url,
+            other => panic!("no database kept for {other}"),
+        };
+        url.expose_secret().to_owned()
+    }
+
+    pub async fn content_metrics(&self) -> String {
+        self.http
+            .get(format!("http://{}/metrics", self.content[0].admin_addr))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Starts the comment service again (on its database).
+    pub async fn start_comment(&mut self) {
+        let server = RunningServer::spawn(
+            comment::startup::build(self.comment_settings.clone())
+                .await
+                .unwrap(),
+        );
+        self.comment = Some(server);
+        self.wait_for_instances("comment", 1).await;
+    }
+
+    /// The operator API's view of one breaker.
+    pub async fn breaker(&self, name: &str) -> Value {
+        let all: Value = self
+            .http
+            .get(format!("{}/admin/breakers", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     /// Waits until the gateway sees `n` instances of `service`.

@@ -121,7 +121,7 @@ impl Endpoint {
         }
     }
 
-    pub(crate) fn record_failure(&self) {
+    pub(crate) fn record_failure(&self, error: &dyn std::error::Error) {
         let failures = self
             .failures
             .fetch_add(1, Ordering::Relaxed)
@@ -138,8 +138,24 @@ impl Endpoint {
             instance = %self.instance.id,
             addr = %self.instance.addr,
             ?ejection,
+            error = %Chain(error),
             "connection failed; instance ejected"
         );
+    }
+}
+
+/// An error with its sources, `a: b: c`.
+struct Chain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
     }
 }
 
@@ -310,6 +326,8 @@ impl EndpointSet {
 mod tests {
     use super::*;
 
+    const FAKE: std::fmt::Error = std::fmt::Error;
+
     fn instance(id: &str, port: u16) -> Instance {
         Instance {
             id: id.into(),
@@ -346,7 +364,7 @@ mod tests {
         tokio::time::pause();
         let set = EndpointSet::new("s", ChannelSettings::default());
         set.replace(vec![instance("a", 1), instance("b", 2), instance("c", 3)]);
-        set.pick_by_id("a").record_failure();
+        set.pick_by_id("a").record_failure(&FAKE);
         for _ in 0..100 {
             assert_ne!(set.pick().unwrap().instance.id, "a");
         }
@@ -360,8 +378,8 @@ mod tests {
         tokio::time::pause();
         let set = EndpointSet::new("s", ChannelSettings::default());
         set.replace(vec![instance("a", 1), instance("b", 2)]);
-        set.pick_by_id("a").record_failure();
-        set.pick_by_id("b").record_failure();
+        set.pick_by_id("a").record_failure(&FAKE);
+        set.pick_by_id("b").record_failure(&FAKE);
         assert!(set.pick().is_some());
     }
 
@@ -386,15 +404,15 @@ mod tests {
         let set = EndpointSet::new("s", settings);
         set.replace(vec![instance("a", 1)]);
         let a = set.pick_by_id("a");
-        a.record_failure();
-        a.record_failure();
+        a.record_failure(&FAKE);
+        a.record_failure(&FAKE);
         tokio::time::advance(Duration::from_millis(1500)).await;
         assert!(a.is_ejected(), "second failure ejects for 2s");
-        a.record_failure();
+        a.record_failure(&FAKE);
         tokio::time::advance(Duration::from_millis(3001)).await;
         assert!(!a.is_ejected(), "third failure is capped at 3s");
         a.record_success();
-        a.record_failure();
+        a.record_failure(&FAKE);
         tokio::time::advance(Duration::from_millis(1001)).await;
         assert!(!a.is_ejected(), "success resets the doubling");
     }

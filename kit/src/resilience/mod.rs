@@ -137,7 +137,7 @@ pub fn classify<B>(result: &Result<http::Response<B>, BoxError>) -> Outcome {
             Some(_) => Outcome::Neutral,
         },
         Err(error) if error.is::<BulkheadFull>() || error.is::<BreakerOpen>() => Outcome::Rejected,
-        Err(error) if error.is::<TimedOut>() => Outcome::Timeout,
+        Err(error) if error.is::<TimedOut>() || is_deadline(error) => Outcome::Timeout,
         Err(_) => Outcome::Failure,
     }
 }
@@ -150,7 +150,7 @@ pub fn status(error: BoxError) -> tonic::Status {
         tonic::Status::unavailable(format!("circuit breaker open for {}", open.breaker))
     } else if error.is::<BulkheadFull>() {
         tonic::Status::unavailable("too many calls in flight")
-    } else if error.is::<TimedOut>() {
+    } else if error.is::<TimedOut>() || is_deadline(&error) {
         tonic::Status::deadline_exceeded(error.to_string())
     } else {
         match error.downcast::<tonic::Status>() {
@@ -164,6 +164,13 @@ pub fn status(error: BoxError) -> tonic::Status {
     };
     status.set_source(std::sync::Arc::from(error));
     status
+}
+
+fn is_deadline(error: &BoxError) -> bool {
+    matches!(
+        error.downcast_ref::<crate::discovery::BalanceError>(),
+        Some(crate::discovery::BalanceError::DeadlineExceeded { .. })
+    )
 }
 
 #[cfg(test)]

@@ -11,6 +11,10 @@ pub enum BalanceError {
         #[source]
         source: tonic::transport::Error,
     },
+    /// The call's `grpc-timeout` passed (tonic enforces it client-side too).
+    /// A slow answer, not a broken connection: the endpoint stays in.
+    #[error("no answer from {addr} within the call's deadline")]
+    DeadlineExceeded { addr: String },
     /// The future was polled again after it finished.
     #[error("balanced call polled after completion")]
     Completed,

@@ -97,8 +97,11 @@ impl Future for ResponseFuture {
 
 fn fail(endpoint: &Option<InFlight>, source: tonic::transport::Error) -> BalanceError {
     match endpoint {
+        Some(InFlight(endpoint)) if is_timeout(&source) => BalanceError::DeadlineExceeded {
+            addr: endpoint.instance().addr.clone(),
+        },
         Some(InFlight(endpoint)) => {
-            endpoint.record_failure();
+            endpoint.record_failure(&source);
             BalanceError::Transport {
                 addr: endpoint.instance().addr.clone(),
                 source,
@@ -106,4 +109,15 @@ fn fail(endpoint: &Option<InFlight>, source: tonic::transport::Error) -> Balance
         }
         None => BalanceError::Completed,
     }
+}
+
+fn is_timeout(error: &tonic::transport::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        if e.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }

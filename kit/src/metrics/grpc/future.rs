@@ -3,7 +3,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
 
 use super::{InFlight, response_code};
 
@@ -14,17 +13,12 @@ pin_project! {
         #[pin]
         inner: F,
         in_flight: InFlight,
-        started: Instant,
     }
 }
 
 impl<F> ResponseFuture<F> {
     pub(super) fn new(inner: F, in_flight: InFlight) -> Self {
-        Self {
-            inner,
-            in_flight,
-            started: Instant::now(),
-        }
+        Self { inner, in_flight }
     }
 }
 
@@ -41,7 +35,7 @@ where
             Ok(response) => response_code(response.headers()),
             Err(_) => this.in_flight.metrics.inner.error_code,
         };
-        this.in_flight.finish(code, this.started.elapsed());
+        this.in_flight.finish(code);
         Poll::Ready(result)
     }
 }

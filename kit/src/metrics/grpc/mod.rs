@@ -146,20 +146,30 @@ impl GrpcMetrics {
         InFlight {
             metrics: self.clone(),
             method,
+            started: tokio::time::Instant::now(),
+            finished: false,
         }
     }
 }
 
-/// One request being counted; records its outcome exactly once, and undoes
-/// the in-flight count even when the request future is dropped unfinished.
+/// One request being counted; records its outcome exactly once. A request
+/// dropped unfinished (the caller went away, a deadline passed above it)
+/// counts as CANCELLED, so abandoned work is visible.
 #[derive(Debug)]
 struct InFlight {
     metrics: GrpcMetrics,
     method: &'static str,
+    started: tokio::time::Instant,
+    finished: bool,
 }
 
 impl InFlight {
-    fn finish(&self, code: &'static str, elapsed: Duration) {
+    fn finish(&mut self, code: &'static str) {
+        self.finished = true;
+        self.record(code, self.started.elapsed());
+    }
+
+    fn record(&self, code: &'static str, elapsed: Duration) {
         let inner = &self.metrics.inner;
         inner
             .requests
@@ -179,6 +189,9 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        if !self.finished {
+            self.record(CODES[1], self.started.elapsed());
+        }
         self.metrics
             .inner
             .in_flight
