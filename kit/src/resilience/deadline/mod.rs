@@ -52,15 +52,28 @@ pub fn remaining() -> Option<Duration> {
     current().map(|d| d.saturating_duration_since(Instant::now()))
 }
 
-/// `grpc-timeout` wire format: at most 8 digits and a unit.
+/// `grpc-timeout` wire format: at most 8 digits and a unit. Formatted on
+/// the stack: this runs on every call.
 pub(crate) fn encode(budget: Duration) -> http::HeaderValue {
     let millis = budget.as_millis().max(1);
-    let value = if millis < 100_000_000 {
-        format!("{millis}m")
+    let (mut n, unit) = if millis < 100_000_000 {
+        (millis as u64, b'm')
     } else {
-        format!("{}S", budget.as_secs().min(99_999_999))
+        (budget.as_secs().min(99_999_999), b'S')
     };
-    http::HeaderValue::from_str(&value).unwrap_or_else(|_| http::HeaderValue::from_static("1m"))
+    let mut buf = [0u8; 9];
+    let mut at = buf.len() - 1;
+    buf[at] = unit;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    http::HeaderValue::from_bytes(&buf[at..])
+        .unwrap_or_else(|_| http::HeaderValue::from_static("1m"))
 }
 
 pub(crate) fn decode(value: &http::HeaderValue) -> Option<Duration> {

@@ -1,0 +1,166 @@
+//! The resilience layers as tower services, over an inner service the test
+//! controls (it answers when told to), with tokio's paused clock.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use kit::resilience::bulkhead::BulkheadSettings;
+use kit::resilience::{Breaker, BreakerSettings, Bulkhead, Circuit, Deadline, Limiter, State};
+use tokio::sync::Semaphore;
+use tower::{BoxError, Service, ServiceExt};
+
+/// Answers OK once the test adds a permit to `gate`; counts its calls.
+#[derive(Clone)]
+struct Held {
+    gate: Arc<Semaphore>,
+}
+
+impl Service<http::Request<()>> for Held {
+    type Response = http::Response<()>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<http::Response<()>, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<()>) -> Self::Future {
+        let gate = self.gate.clone();
+        Box::pin(async move {
+            gate.acquire().await?.forget();
+            Ok(http::Response::new(()))
+        })
+    }
+}
+
+fn held() -> (Held, Arc<Semaphore>) {
+    let gate = Arc::new(Semaphore::new(0));
+    (Held { gate: gate.clone() }, gate)
+}
+
+fn limiter(n: usize) -> Arc<Limiter> {
+    Arc::new(Limiter::new(
+        "b",
+        &BulkheadSettings {
+            max_concurrent: n,
+            adaptive: None,
+        },
+    ))
+}
+
+#[tokio::test]
+async fn n_plus_one_concurrent_calls_through_a_bulkhead_of_n_reject_exactly_one() {
+    let (inner, gate) = held();
+    let limiter = limiter(5);
+    let service = Bulkhead::new(inner, limiter.clone());
+    let calls: Vec<_> = (0..6)
+        .map(|_| service.clone().oneshot(http::Request::new(())))
+        .map(tokio::spawn)
+        .collect();
+    tokio::task::yield_now().await;
+    gate.add_permits(6);
+    let mut rejected = 0;
+    for call in calls {
+        if call.await.unwrap().is_err() {
+            rejected += 1;
+        }
+    }
+    assert_eq!(rejected, 1);
+    assert_eq!(limiter.rejections(), 1);
+    assert_eq!(limiter.in_flight(), 0, "every slot is given back");
+}
+
+#[tokio::test]
+async fn a_service_made_ready_but_never_called_holds_no_slot() {
+    let (inner, _gate) = held();
+    let limiter = limiter(1);
+    let mut service = Bulkhead::new(inner, limiter.clone());
+    for _ in 0..3 {
+        service.ready().await.unwrap();
+    }
+    assert_eq!(limiter.in_flight(), 0);
+    // An abandoned call gives its slot back too.
+    let call = service.call(http::Request::new(()));
+    assert_eq!(limiter.in_flight(), 1);
+    drop(call);
+    assert_eq!(limiter.in_flight(), 0);
+    assert!(service.ready().await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_past_its_budget_times_out_and_counts_against_the_breaker() {
+    let (inner, _gate) = held();
+    let circuit = Arc::new(Circuit::new(
+        "m",
+        BreakerSettings {
+            request_volume_threshold: 3,
+            ..BreakerSettings::default()
+        },
+    ));
+    let service = Breaker::new(
+        Deadline::new(inner, Duration::from_millis(100)),
+        circuit.clone(),
+    );
+    for _ in 0..3 {
+        let error = service
+            .clone()
+            .oneshot(http::Request::new(()))
+            .await
+            .unwrap_err();
+        assert!(error.is::<kit::resilience::TimedOut>(), "{error}");
+    }
+    assert_eq!(circuit.counts().timeouts, 3);
+    assert_eq!(circuit.state(), State::Open);
+    let error = service
+        .clone()
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap_err();
+    assert!(error.is::<kit::resilience::BreakerOpen>(), "{error}");
+}
+
+#[tokio::test]
+async fn the_deadline_layer_sends_the_budget_as_grpc_timeout() {
+    #[derive(Clone)]
+    struct Echo;
+    impl Service<http::Request<()>> for Echo {
+        type Response = http::Response<()>;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<http::Response<()>, BoxError>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, request: http::Request<()>) -> Self::Future {
+            let mut response = http::Response::new(());
+            if let Some(v) = request.headers().get("grpc-timeout") {
+                response.headers_mut().insert("echo", v.clone());
+            }
+            std::future::ready(Ok(response))
+        }
+    }
+    let response = Deadline::new(Echo, Duration::from_millis(250))
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["echo"], "250m");
+
+    // Inside a shorter caller deadline, what is left of it wins.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(40);
+    let response = kit::resilience::deadline::scope(
+        deadline,
+        Deadline::new(Echo, Duration::from_secs(2)).oneshot(http::Request::new(())),
+    )
+    .await
+    .unwrap();
+    let sent: u64 = response.headers()["echo"]
+        .to_str()
+        .unwrap()
+        .trim_end_matches('m')
+        .parse()
+        .unwrap();
+    assert!(sent <= 40, "{sent}");
+}
