@@ -162,6 +162,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The path of workspace binary `name`, built first if it is missing (when
+/// only one package's tests were asked for).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let path = dir.join(name);
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", name, "--bin", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot build {name}");
+    }
+    path
+}
+
 /// The sum of every sample of `name` in a Prometheus text exposition whose
 /// labels include all of `labels`.
 pub fn metric(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
