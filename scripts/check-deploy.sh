@@ -11,7 +11,7 @@
 # where CACHE=${XDG_CACHE_HOME:-~/.cache}/newsroom. Exits non-zero when any
 # check fails, after running all of them and printing a summary.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/newsroom
 VENV=$CACHE/venv
