@@ -148,6 +148,7 @@ validate_schemas() {
 # Offline: no policy downloads, no guideline look-ups (only registries are
 # reachable here, and results must not depend on a remote service).
 run_checkov() {
+  [ -s "$OUT/k8s/dev.yaml" ] && [ -s "$OUT/k8s/prod.yaml" ] || { echo "no rendered overlays to scan"; return 1; }
   local files=(-f Dockerfile -f .gitlab-ci.yml)
   [ -f loadtest/Dockerfile ] && files+=(-f loadtest/Dockerfile)
   export BC_SKIP_MAPPING=TRUE
