@@ -24,6 +24,10 @@ lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+.PHONY: deploy-check
+deploy-check: ## Check k8s manifests, Dockerfile, .gitlab-ci.yml, Prometheus rules (installs its tools)
+	@scripts/check-deploy.sh
+
 .PHONY: fmt
 fmt: ## Format the code
 	cargo fmt --all

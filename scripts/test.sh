@@ -25,6 +25,9 @@ step "drop test databases left by earlier runs"
 mariadb -h 127.0.0.1 -u root -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 't\\_%'" 2>/dev/null \
   | while read -r db; do mariadb -h 127.0.0.1 -u root -e "DROP DATABASE \`$db\`"; done || true
 
+step "deploy manifests and CI"
+scripts/check-deploy.sh
+
 step "tests"
 cargo test --workspace --all-targets --no-fail-fast
 cargo test --workspace --doc
