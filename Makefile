@@ -31,3 +31,9 @@ deploy-check: ## Check k8s manifests, Dockerfile, .gitlab-ci.yml, Prometheus rul
 .PHONY: fmt
 fmt: ## Format the code
 	cargo fmt --all
+
+.PHONY: chaos
+chaos: ## Kill and restart real processes under load (SIGKILL failover, rolling restart) and print the figures
+	@scripts/deps.sh test
+	@cargo build --workspace --bins
+	@cargo test -p gateway --test chaos -- --nocapture --test-threads=1 sigkill rolling 2>&1 | grep -E '^CHAOS|test result'

@@ -27,11 +27,19 @@ fn platform(etcd: &EtcdProcess) -> PlatformSettings {
 }
 
 async fn spawn(name: &str, platform: &PlatformSettings) -> RunningServer {
-    RunningServer::spawn(GrpcServer::bind(name, platform, &Registry::new()).await.unwrap())
+    RunningServer::spawn(
+        GrpcServer::bind(name, platform, &Registry::new())
+            .await
+            .unwrap(),
+    )
 }
 
 fn resolver(platform: &PlatformSettings) -> Resolver {
-    Resolver::spawn(&platform.discovery, &ChannelSettings::default(), &Registry::new())
+    Resolver::spawn(
+        &platform.discovery,
+        &ChannelSettings::default(),
+        &Registry::new(),
+    )
 }
 
 async fn wait_for(endpoints: &EndpointSet, n: usize, within: Duration) -> Duration {
@@ -43,7 +51,9 @@ async fn wait_for(endpoints: &EndpointSet, n: usize, within: Duration) -> Durati
 }
 
 async fn keys(etcd: &EtcdProcess, platform: &PlatformSettings) -> usize {
-    let mut client = etcd_client::Client::connect([etcd.endpoint()], None).await.unwrap();
+    let mut client = etcd_client::Client::connect([etcd.endpoint()], None)
+        .await
+        .unwrap();
     let prefix = format!("{}/", platform.discovery.prefix);
     client
         .get(prefix, Some(etcd_client::GetOptions::new().with_prefix()))
@@ -52,7 +62,12 @@ async fn keys(etcd: &EtcdProcess, platform: &PlatformSettings) -> usize {
         .unwrap_or(0)
 }
 
-async fn wait_for_keys(etcd: &EtcdProcess, platform: &PlatformSettings, n: usize, within: Duration) -> Duration {
+async fn wait_for_keys(
+    etcd: &EtcdProcess,
+    platform: &PlatformSettings,
+    n: usize,
+    within: Duration,
+) -> Duration {
     let start = Instant::now();
     while keys(etcd, platform).await != n {
         assert!(start.elapsed() < within, "keys never came back");
@@ -92,7 +107,9 @@ async fn a_compaction_past_the_watch_revision_keeps_endpoints_exact() {
 
     // Churn the revision far ahead, compact, and change membership in the
     // middle, so a resumed watch could only be right by re-listing.
-    let mut client = etcd_client::Client::connect([etcd.endpoint()], None).await.unwrap();
+    let mut client = etcd_client::Client::connect([etcd.endpoint()], None)
+        .await
+        .unwrap();
     let one = spawn("gamma", &platform).await;
     wait_for(&gamma, 1, Duration::from_secs(5)).await;
     for i in 0..200 {
@@ -100,7 +117,13 @@ async fn a_compaction_past_the_watch_revision_keeps_endpoints_exact() {
     }
     let two = spawn("gamma", &platform).await;
     two.wait_until_serving().await;
-    let revision = client.get("/churn/0", None).await.unwrap().header().unwrap().revision();
+    let revision = client
+        .get("/churn/0", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
     client.compact(revision, None).await.unwrap();
     one.stop().await;
     wait_for(&gamma, 1, Duration::from_secs(5)).await;
@@ -115,10 +138,15 @@ async fn a_key_deleted_by_hand_is_put_back_within_seconds() {
     let platform = platform(&etcd);
     let server = spawn("delta", &platform).await;
     server.wait_until_serving().await;
-    let mut client = etcd_client::Client::connect([etcd.endpoint()], None).await.unwrap();
+    let mut client = etcd_client::Client::connect([etcd.endpoint()], None)
+        .await
+        .unwrap();
     let prefix = format!("{}/delta/", platform.discovery.prefix);
     client
-        .delete(prefix, Some(etcd_client::DeleteOptions::new().with_prefix()))
+        .delete(
+            prefix,
+            Some(etcd_client::DeleteOptions::new().with_prefix()),
+        )
         .await
         .unwrap();
     let back = wait_for_keys(&etcd, &platform, 1, Duration::from_secs(5)).await;
@@ -134,7 +162,11 @@ async fn a_service_started_before_etcd_becomes_ready_once_etcd_starts() {
     let server = spawn("epsilon", &platform).await;
     let admin = format!("http://{}/readyz", server.admin_addr);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(reqwest::get(&admin).await.unwrap().status(), 503, "not ready without etcd");
+    assert_eq!(
+        reqwest::get(&admin).await.unwrap().status(),
+        503,
+        "not ready without etcd"
+    );
 
     etcd.restart().await;
     let start = Instant::now();
@@ -185,7 +217,11 @@ async fn etcd_down_for_a_while_keeps_endpoints_and_registration_comes_back() {
 
     etcd.kill();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(eta.len(), 1, "last known endpoints are kept while etcd is away");
+    assert_eq!(
+        eta.len(),
+        1,
+        "last known endpoints are kept while etcd is away"
+    );
     assert!(!resolver.is_connected());
 
     etcd.restart().await;

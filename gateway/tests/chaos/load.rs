@@ -1,0 +1,66 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Steady load on one URL from a few concurrent clients, recording every
+/// answer.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+    log: Arc<Mutex<Vec<(Instant, bool)>>>,
+    started: Instant,
+}
+
+/// What the clients saw.
+#[derive(Debug)]
+pub struct Report {
+    pub requests: usize,
+    pub failures: usize,
+    /// From `since` to the last failure, when there was one.
+    pub last_failure_after: Option<Duration>,
+}
+
+impl Load {
+    pub fn start(url: String, clients: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let http = reqwest::Client::new();
+        let workers = (0..clients)
+            .map(|_| {
+                let (stop, log, http, url) = (stop.clone(), log.clone(), http.clone(), url.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let ok = matches!(http.get(&url).send().await, Ok(r) if r.status() == 200);
+                        log.lock().await.push((Instant::now(), ok));
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            workers,
+            log,
+            started: Instant::now(),
+        }
+    }
+
+    pub async fn stop(self, since: Instant) -> Report {
+        self.stop.store(true, Ordering::Relaxed);
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        let log = self.log.lock().await;
+        let failures: Vec<Instant> = log.iter().filter(|(_, ok)| !ok).map(|(t, _)| *t).collect();
+        let _ = self.started;
+        Report {
+            requests: log.len(),
+            failures: failures.len(),
+            last_failure_after: failures.last().map(|t| t.saturating_duration_since(since)),
+        }
+    }
+}
