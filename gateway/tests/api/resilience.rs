@@ -282,3 +282,84 @@ async fn operators_can_force_a_breaker_open_and_reset_it() {
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     stack.stop().await;
 }
+
+/// A content service that is up but answers every call with UNAVAILABLE.
+struct Unavailable;
+
+#[tonic::async_trait]
+impl proto::content::v1::content_service_server::ContentService for Unavailable {
+    async fn create_article(
+        &self,
+        _: tonic::Request<proto::content::v1::CreateArticleRequest>,
+    ) -> Result<tonic::Response<proto::content::v1::CreateArticleResponse>, tonic::Status> {
+        Err(tonic::Status::unavailable("down"))
+    }
+    async fn get_article(
+        &self,
+        _: tonic::Request<proto::content::v1::GetArticleRequest>,
+    ) -> Result<tonic::Response<proto::content::v1::GetArticleResponse>, tonic::Status> {
+        Err(tonic::Status::unavailable("down"))
+    }
+    async fn list_articles(
+        &self,
+        _: tonic::Request<proto::content::v1::ListArticlesRequest>,
+    ) -> Result<tonic::Response<proto::content::v1::ListArticlesResponse>, tonic::Status> {
+        Err(tonic::Status::unavailable("down"))
+    }
+}
+
+#[tokio::test]
+async fn retries_of_a_dead_service_stay_within_the_retry_budget() {
+    let mut stack = spawn_stack_with(Backend::MySql, |settings| {
+        // Without the breaker, only the retry budget stands between the
+        // callee and a retry storm.
+        settings.resilience.overrides.insert(
+            "content.v1.ContentService".into(),
+            json!({"breaker": {"enabled": false}}),
+        );
+    })
+    .await;
+    let mut platform = stack.content_settings.platform.clone();
+    platform.grpc.port = 0;
+    platform.admin.port = 0;
+    let faulty =
+        kit::server::GrpcServer::bind("content", &platform, &kit::metrics::Registry::new())
+            .await
+            .unwrap()
+            .add_service(
+                proto::content::v1::content_service_server::ContentServiceServer::new(Unavailable),
+            );
+    let faulty = kit::testing::RunningServer::spawn(faulty);
+    faulty.wait_until_serving().await;
+    for server in stack.content.drain(..) {
+        server.stop().await;
+    }
+    stack.wait_for_instances("content", 1).await;
+
+    let calls = 300;
+    for _ in 0..calls {
+        let response = stack.get("/api/v1/articles").await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let text = reqwest::get(format!("http://{}/metrics", faulty.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let reached = metric(
+        &text,
+        "grpc_server_requests_total",
+        &[("method", "/content.v1.ContentService/ListArticles")],
+    );
+    let retries = metric(&stack.gateway_metrics().await, "client_retries_total", &[]);
+    println!("{calls} client calls → {reached} backend calls ({retries} retries)");
+    assert!(retries > 0.0, "reads are retried");
+    // ratio 0.2, plus the budget's floor of 5 retries/s over its 10 s window.
+    assert!(
+        reached <= calls as f64 * 1.2 + 50.0,
+        "{reached} backend calls for {calls}"
+    );
+    faulty.stop().await;
+    stack.stop().await;
+}
