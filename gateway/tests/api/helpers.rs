@@ -178,8 +178,18 @@ impl TestStack {
     }
 
     pub async fn gateway_metrics(&self) -> String {
+        self.text(&format!("{}/metrics", self.admin)).await
+    }
+
+    /// The metrics of the first content instance.
+    pub async fn content_metrics(&self) -> String {
+        self.text(&format!("http://{}/metrics", self.content[0].admin_addr))
+            .await
+    }
+
+    async fn text(&self, url: &str) -> String {
         self.http
-            .get(format!("{}/metrics", self.admin))
+            .get(url)
             .send()
             .await
             .unwrap()
@@ -208,17 +218,6 @@ impl TestStack {
             other => panic!("no database kept for {other}"),
         };
         url.expose_secret().to_owned()
-    }
-
-    pub async fn content_metrics(&self) -> String {
-        self.http
-            .get(format!("http://{}/metrics", self.content[0].admin_addr))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
     }
 
     /// Starts the comment service again (on its database).
