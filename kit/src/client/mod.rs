@@ -16,15 +16,18 @@ use tower::util::MapErr;
 
 use crate::discovery::{Balance, BalanceError, Resolver};
 use crate::metrics::{GrpcMetrics, GrpcMetricsLayer};
+use crate::telemetry::propagation::{InjectContextLayer, InjectContextService};
 
 /// The channel type generated clients are instantiated with.
-pub type Channel =
-    crate::metrics::grpc::GrpcMetricsService<MapErr<Balance, fn(BalanceError) -> Status>>;
+pub type Channel = crate::metrics::grpc::GrpcMetricsService<
+    InjectContextService<MapErr<Balance, fn(BalanceError) -> Status>>,
+>;
 
 /// A channel to every live instance of `service`.
 pub fn channel(resolver: &Resolver, service: &str, metrics: &GrpcMetrics) -> Channel {
     ServiceBuilder::new()
         .layer(GrpcMetricsLayer::new(metrics.clone()))
+        .layer(InjectContextLayer::new())
         .map_err(balance_status as fn(BalanceError) -> Status)
         .service(Balance::new(resolver, service))
 }
