@@ -3,6 +3,8 @@
 //! the metric families every process exports.
 
 pub mod grpc;
+pub mod http;
+mod process;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -11,6 +13,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Metric;
 
 pub use grpc::{GrpcMetrics, GrpcMetricsLayer};
+pub use http::{HttpMetrics, HttpMetricsLayer};
 
 /// Latency buckets (seconds) fine enough around the usual API budget that a
 /// p98 computed with `histogram_quantile` is within a few milliseconds.
@@ -32,8 +35,15 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// A registry with the process families (memory, CPU) already in it.
     pub fn new() -> Self {
-        Self::default()
+        let registry = Self::default();
+        registry
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register_collector(Box::new(process::ProcessCollector));
+        registry
     }
 
     /// Registers `metric` under `name`. Metrics are handles: keep a clone and
