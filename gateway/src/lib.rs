@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod backends;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod models;

@@ -6,7 +6,9 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::response::IntoResponse;
 use kit::discovery::Resolver;
-use kit::metrics::{GrpcMetrics, Registry};
+use kit::metrics::{GrpcMetrics, HttpMetrics, HttpMetricsLayer, Registry};
+use kit::telemetry::propagation::ServerSpan;
+use kit::telemetry::report::ReportLayer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +32,7 @@ pub struct Gateway {
     admin_router: Router,
     accepting: watch::Sender<bool>,
     registry: Registry,
+    dashboard_stop: CancellationToken,
 }
 
 impl Gateway {
@@ -62,6 +65,8 @@ impl Gateway {
             .layer(
                 // Outermost first.
                 ServiceBuilder::new()
+                    // Outside the panic guard, so a panic counts as a 500.
+                    .layer(HttpMetricsLayer::new(HttpMetrics::new(&registry)))
                     // A panicking handler answers 500 to its own request
                     // only; the process keeps serving everyone else.
                     .layer(CatchPanicLayer::custom(|_| {
@@ -71,8 +76,11 @@ impl Gateway {
                     // Failures are logged once, by ApiError, not again here.
                     .layer(
                         TraceLayer::new_for_http()
+                            .make_span_with(ServerSpan::http())
                             .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
                     )
+                    // Error reports of this request carry its trace id.
+                    .layer(ReportLayer::new())
                     // The whole-request budget; HandleErrorLayer turns the
                     // timeout error into a 504 JSON answer.
                     .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
@@ -80,10 +88,17 @@ impl Gateway {
                     }))
                     .timeout(settings.http.request_timeout),
             );
+        let dashboard_stop = CancellationToken::new();
+        let dashboard = crate::dashboard::router(
+            registry.clone(),
+            state.resolver.clone(),
+            dashboard_stop.clone(),
+        );
         let admin_router = kit::admin::router(
             registry.clone(),
             Arc::new(move || routes::readiness(&state).0),
-        );
+        )
+        .merge(dashboard);
         let http = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
         let admin = settings.admin.bind().await?;
         Ok(Self {
@@ -94,6 +109,7 @@ impl Gateway {
             admin_router,
             accepting,
             registry,
+            dashboard_stop,
         })
     }
 
@@ -124,6 +140,7 @@ impl Gateway {
             admin_router,
             accepting,
             registry: _,
+            dashboard_stop,
         } = self;
         let local = http.local_addr()?;
         let drain = CancellationToken::new();
@@ -142,6 +159,7 @@ impl Gateway {
         tokio::select! {
             () = signal => {}
             result = &mut serving => {
+                dashboard_stop.cancel();
                 admin_stop.cancel();
                 result??;
                 return Ok(());
@@ -162,8 +180,13 @@ impl Gateway {
                 serving.abort();
             }
         }
+        // Dashboard streams never end by themselves; the admin server
+        // waits for open connections.
+        dashboard_stop.cancel();
         admin_stop.cancel();
         let _ = admin_task.await;
+        // Last: the spans and reports of the drained requests.
+        kit::telemetry::flush(settings.telemetry.flush_timeout).await;
         Ok(())
     }
 }
