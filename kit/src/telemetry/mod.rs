@@ -23,9 +23,11 @@ use opentelemetry_sdk::trace::{
 };
 use secrecy::SecretString;
 use serde::Deserialize;
+use tracing::Level;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -177,7 +179,11 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> Result<TelemetryGuar
         (None, None)
     };
     let otel = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer(service.to_owned()))
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(service.to_owned()))
+            // Spans follow their own level, not the log filter: logs at
+            // `warn` still leave every request traced.
+            .with_filter(span_filter())
     });
     let sentry_layer = sentry.as_ref().map(|_| {
         // Only errors become reports, with the warnings before them as
@@ -189,8 +195,7 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> Result<TelemetryGuar
             .and_then(BreadcrumbLayer::new().with_filter(LevelFilter::WARN))
     });
     tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+        .with(fmt.with_filter(filter))
         .with(otel)
         .with(sentry_layer)
         .try_init()
@@ -213,6 +218,17 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> Result<TelemetryGuar
         sentry,
         flush_timeout: settings.flush_timeout,
     })
+}
+
+/// Request, call and handler spans; not the per-frame and per-query chatter
+/// of the libraries underneath.
+fn span_filter() -> Targets {
+    Targets::new()
+        .with_default(Level::INFO)
+        .with_target("sqlx", Level::WARN)
+        .with_target("h2", Level::WARN)
+        .with_target("hyper", Level::WARN)
+        .with_target("tower", Level::WARN)
 }
 
 /// W3C trace context on every hop. Set even when tracing is off, so that a
@@ -337,7 +353,7 @@ mod tests {
 
     #[test]
     fn the_w3c_propagator_is_not_a_no_op() {
-        install_propagator()?;
+        install_propagator().unwrap();
         let fields = opentelemetry::global::get_text_map_propagator(|p| {
             p.fields().map(str::to_owned).collect::<Vec<_>>()
         });
