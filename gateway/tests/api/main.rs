@@ -6,4 +6,5 @@ mod comments;
 mod errors;
 mod health;
 mod helpers;
+mod observability;
 mod users;

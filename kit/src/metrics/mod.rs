@@ -65,6 +65,42 @@ impl Registry {
     }
 }
 
+/// Rewrites OpenMetrics text (what [`Registry::encode`] writes) into the
+/// classic Prometheus text format: counter families are named with their
+/// `_total` suffix, and `# UNIT` and `# EOF` lines, which that format does
+/// not have, are dropped.
+pub fn to_text_format(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find(|prefix| line.starts_with(prefix));
+        match meta {
+            Some(prefix) => {
+                let rest = &line[prefix.len()..];
+                let name = rest.split(' ').next().unwrap_or("");
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                out.push_str(&rest[name.len()..]);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Turns request paths into `&'static str` label values, so that labelling a
 /// request allocates nothing after the first call of each method. Only a
 /// bounded number of names is kept: anything beyond that (a scanner trying
@@ -125,6 +161,15 @@ mod tests {
         interner.intern("b");
         assert_eq!(interner.intern("c"), "other");
         assert_eq!(interner.intern("a"), "a");
+    }
+
+    #[test]
+    fn the_text_format_names_counters_with_their_suffix() {
+        let text = "# HELP x Things.\n# TYPE x counter\n# UNIT x things\nx_total 1\n# HELP g G.\n# TYPE g gauge\ng 2\n# EOF\n";
+        assert_eq!(
+            to_text_format(text),
+            "# HELP x_total Things.\n# TYPE x_total counter\nx_total 1\n# HELP g G.\n# TYPE g gauge\ng 2\n"
+        );
     }
 
     #[test]
