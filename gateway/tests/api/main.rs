@@ -2,6 +2,7 @@
 
 mod articles;
 mod balancing;
+mod browser;
 mod comments;
 mod errors;
 mod health;

@@ -1,12 +1,13 @@
 //! Metrics as Prometheus scrapes them, and the live dashboard as a person
 //! sees it (headless Chromium).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kit::testing::metric;
 use reqwest::StatusCode;
 
+use crate::browser::Browser;
 use crate::helpers::{TestStack, spawn_stack};
 
 fn series(exposition: &str, prefix: &str) -> usize {
@@ -159,41 +160,6 @@ fn load(stack: &TestStack, duration: Duration) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn chromium(args: &[String]) -> std::process::Output {
-    let profile = tempfile::tempdir().unwrap();
-    let mut command = tokio::process::Command::new("chromium");
-    command
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--window-size=1280,900",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .kill_on_drop(true);
-    tokio::time::timeout(Duration::from_secs(90), command.output())
-        .await
-        .expect("chromium did not finish")
-        .expect("chromium (Debian `chromium`; scripts/deps.sh test installs it)")
-}
-
-async fn dump_dom(url: &str) -> String {
-    let out = chromium(&[
-        "--virtual-time-budget=2500".into(),
-        "--dump-dom".into(),
-        url.into(),
-    ])
-    .await;
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The text of the element with `id` in a dumped DOM.
 fn text_of(dom: &str, id: &str) -> String {
     let start = dom
@@ -212,8 +178,7 @@ fn number(dom: &str, id: &str) -> f64 {
         .unwrap_or_else(|_| panic!("#{id} is not a number: {text:?}"))
 }
 
-fn png_size(path: &Path) -> (u32, u32) {
-    let bytes = std::fs::read(path).unwrap();
+fn png_size(bytes: &[u8]) -> (u32, u32) {
     assert!(bytes.len() > 10_000, "a near-empty screenshot");
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
     let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
@@ -228,10 +193,12 @@ async fn the_dashboard_shows_live_numbers_and_open_breakers_in_a_browser() {
     let url = format!("{}/admin/dashboard", stack.admin);
 
     let load_task = load(&stack, Duration::from_secs(30));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let first = dump_dom(&url).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let second = dump_dom(&url).await;
+    let mut browser = Browser::launch().await;
+    browser.open(&url).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let first = browser.dom().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = browser.dom().await;
     assert!(
         number(&second, "seq") > number(&first, "seq"),
         "the dashboard did not refresh"
@@ -267,7 +234,9 @@ async fn the_dashboard_shows_live_numbers_and_open_breakers_in_a_browser() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let dom = dump_dom(&url).await;
+    // Past the next push of the stream.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let dom = browser.dom().await;
     assert!(dom.contains("data-service=\"content\" data-instances=\"0\""));
     if open {
         assert!(
@@ -280,15 +249,13 @@ async fn the_dashboard_shows_live_numbers_and_open_breakers_in_a_browser() {
         );
     }
 
+    // Kept for people (and CI artifacts) to look at.
+    let png = browser.screenshot_png().await;
+    let (width, height) = png_size(&png);
+    assert!(width >= 1000 && height >= 600, "{width}x{height}");
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
-    let _ = std::fs::remove_file(&screenshot);
-    chromium(&[
-        "--virtual-time-budget=2500".into(),
-        format!("--screenshot={}", screenshot.display()),
-        url.clone(),
-    ])
-    .await;
-    assert_eq!(png_size(&screenshot), (1280, 900));
+    std::fs::write(&screenshot, &png).unwrap();
+    eprintln!("dashboard screenshot: {}", screenshot.display());
 
     load_task.abort();
     stack.stop().await;
