@@ -29,7 +29,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Service;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::admin::{self, AdminSettings};
 use crate::discovery::{ChannelSettings, DiscoverySettings, Instance, Registrar, Resolver};
@@ -277,7 +277,13 @@ impl GrpcServer {
             )))
             // The request span continues the caller's trace; the error
             // report hub inside it sees that span's trace id.
-            .layer(TraceLayer::new_for_grpc().make_span_with(ServerSpan::grpc()))
+            // Failed calls are logged once, by the service's error type, so
+            // a NOT_FOUND is not an ERROR log (nor an error report) here.
+            .layer(
+                TraceLayer::new_for_grpc()
+                    .make_span_with(ServerSpan::grpc())
+                    .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+            )
             .layer(ReportLayer::new())
             // A panicking handler fails its own call with INTERNAL; the
             // connection and every other call on it carry on.

@@ -67,7 +67,7 @@ fn scrub(mut event: Event<'static>) -> Event<'static> {
     for (key, value) in &mut event.extra {
         scrub_value(key, value);
     }
-    for (_, context) in &mut event.contexts {
+    for context in event.contexts.values_mut() {
         if let Context::Other(map) = context {
             for (key, value) in map {
                 scrub_value(key, value);
