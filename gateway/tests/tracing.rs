@@ -137,6 +137,29 @@ async fn an_article_listing_is_one_trace_through_every_service() {
         assert_eq!(ancestor.span_id, root.span_id, "{method}");
     }
 
+    // Service → service: the comment service's check of the article is a
+    // child of the comment service's own request span.
+    let spans = receiver.spans.lock().unwrap().clone();
+    let by_id: HashMap<String, &Span> = spans.iter().map(|s| (hex(&s.span_id), s)).collect();
+    let check = spans
+        .iter()
+        .find(|s| {
+            s.name == "/content.v1.ContentService/GetArticle" && s.kind == SpanKind::Server as i32
+        })
+        .expect("the content service's span of the article check");
+    let client = by_id[&hex(&check.parent_span_id)];
+    assert_eq!(client.kind, SpanKind::Client as i32);
+    let caller = by_id[&hex(&client.parent_span_id)];
+    assert_eq!(caller.name, "/comment.v1.CommentService/CreateComment");
+    assert_eq!(caller.kind, SpanKind::Server as i32);
+    let gateway = by_id[&hex(&by_id[&hex(&caller.parent_span_id)].parent_span_id)];
+    assert_eq!(gateway.name, "POST /api/v1/articles/{id}/comments");
+    assert!(
+        [check, client, caller, gateway]
+            .iter()
+            .all(|s| s.trace_id == check.trace_id)
+    );
+
     stack.stop().await;
     drop(telemetry);
 }
