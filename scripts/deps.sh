@@ -86,6 +86,8 @@ ensure_redis_running() {
 ensure_cargo
 apt_install protobuf-compiler etcd-server etcd-client
 if [ "$mode" = test ]; then
+  # promtool lints /metrics; chromium renders the live dashboard.
+  apt_install prometheus chromium
   ensure_etcd_running
   ensure_mariadb_running
   ensure_redis_running

@@ -7,8 +7,10 @@ use axum::error_handling::HandleErrorLayer;
 use axum::response::IntoResponse;
 use kit::client::Clients;
 use kit::discovery::Resolver;
-use kit::metrics::Registry;
+use kit::metrics::{HttpMetrics, HttpMetricsLayer, Registry};
 use kit::resilience::retry::Retry;
+use kit::telemetry::propagation::ServerSpan;
+use kit::telemetry::report::ReportLayer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +34,7 @@ pub struct Gateway {
     admin_router: Router,
     accepting: watch::Sender<bool>,
     registry: Registry,
+    dashboard_stop: CancellationToken,
 }
 
 impl Gateway {
@@ -65,6 +68,8 @@ impl Gateway {
             .layer(
                 // Outermost first.
                 ServiceBuilder::new()
+                    // Outside the panic guard, so a panic counts as a 500.
+                    .layer(HttpMetricsLayer::new(HttpMetrics::new(&registry)))
                     // A panicking handler answers 500 to its own request
                     // only; the process keeps serving everyone else.
                     .layer(CatchPanicLayer::custom(|_| {
@@ -74,8 +79,11 @@ impl Gateway {
                     // Failures are logged once, by ApiError, not again here.
                     .layer(
                         TraceLayer::new_for_http()
+                            .make_span_with(ServerSpan::http())
                             .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
                     )
+                    // Error reports of this request carry its trace id.
+                    .layer(ReportLayer::new())
                     // The whole-request budget; HandleErrorLayer turns the
                     // timeout error into a 504 JSON answer.
                     .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
@@ -89,10 +97,17 @@ impl Gateway {
                         request_deadline,
                     )),
             );
+        let dashboard_stop = CancellationToken::new();
+        let dashboard = crate::dashboard::router(
+            registry.clone(),
+            state.resolver.clone(),
+            dashboard_stop.clone(),
+        );
         let admin_router = kit::admin::router(
             registry.clone(),
             Arc::new(move || routes::readiness(&state).0),
         )
+        .merge(dashboard)
         .merge(crate::admin::router(
             clients.breakers().clone(),
             settings.admin_token.clone(),
@@ -107,6 +122,7 @@ impl Gateway {
             admin_router,
             accepting,
             registry,
+            dashboard_stop,
         })
     }
 
@@ -137,6 +153,7 @@ impl Gateway {
             admin_router,
             accepting,
             registry: _,
+            dashboard_stop,
         } = self;
         let local = http.local_addr()?;
         let drain = CancellationToken::new();
@@ -155,6 +172,7 @@ impl Gateway {
         tokio::select! {
             () = signal => {}
             result = &mut serving => {
+                dashboard_stop.cancel();
                 admin_stop.cancel();
                 result??;
                 return Ok(());
@@ -175,8 +193,13 @@ impl Gateway {
                 serving.abort();
             }
         }
+        // Dashboard streams never end by themselves; the admin server
+        // waits for open connections.
+        dashboard_stop.cancel();
         admin_stop.cancel();
         let _ = admin_task.await;
+        // Last: the spans and reports of the drained requests.
+        kit::telemetry::flush(settings.telemetry.flush_timeout).await;
         Ok(())
     }
 }

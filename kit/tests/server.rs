@@ -185,3 +185,67 @@ async fn a_wildcard_host_without_an_advertised_one_is_refused() {
             .contains("APP_PLATFORM__GRPC__ADVERTISE_HOST")
     );
 }
+
+/// A gRPC service whose only method panics.
+#[derive(Clone)]
+struct Boom;
+
+impl tonic::server::NamedService for Boom {
+    const NAME: &'static str = "boom.v1.Boom";
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Boom {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future {
+        panic!("the handler fell over")
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_fails_its_own_call_and_the_server_keeps_serving() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    use tower::ServiceExt as _;
+
+    let platform = platform();
+    let server = GrpcServer::bind("boom", &platform, &Registry::new())
+        .await
+        .unwrap()
+        .add_service(Boom);
+    let server = RunningServer::spawn(server);
+    server.wait_until_serving().await;
+    let channel = Channel::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    let request = http::Request::post(format!("{}/boom.v1.Boom/Explode", server.url()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(tonic::body::Body::empty())
+        .unwrap();
+    let response = channel.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.headers()["grpc-status"], "13", "INTERNAL");
+
+    // Same connection, next call: served.
+    let health = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, 1, "SERVING");
+    server.stop().await;
+}

@@ -2,9 +2,11 @@
 
 mod articles;
 mod balancing;
+mod browser;
 mod comments;
 mod errors;
 mod health;
 mod helpers;
+mod observability;
 mod resilience;
 mod users;

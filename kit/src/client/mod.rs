@@ -4,13 +4,14 @@
 //! The stack of a channel, outermost first:
 //! 1. metrics: counts every call the caller made, whatever happened below,
 //!    so rejected and timed-out calls show too;
-//! 2. status mapping: failures below gRPC become proper `tonic::Status`es
+//! 2. trace context: injects the current span's W3C `traceparent`;
+//! 3. status mapping: failures below gRPC become proper `tonic::Status`es
 //!    (UNAVAILABLE for "no instance", "connection failed", "breaker open" and
 //!    "bulkhead full"; DEADLINE_EXCEEDED for a spent budget), with the typed
 //!    error kept as the source for callers that want details;
-//! 3. per-method protection ([`crate::resilience`]): breaker → bulkhead →
+//! 4. per-method protection ([`crate::resilience`]): breaker → bulkhead →
 //!    deadline, one stack per gRPC method;
-//! 4. balance: power of two choices over the live endpoints from etcd.
+//! 5. balance: power of two choices over the live endpoints from etcd.
 
 mod status;
 
@@ -21,11 +22,13 @@ use tower::ServiceBuilder;
 use crate::discovery::{Balance, Resolver};
 use crate::metrics::{GrpcMetrics, GrpcMetricsLayer, Registry};
 use crate::resilience::{Breakers, Guarded, InvalidPolicy, ResilienceSettings};
+use crate::telemetry::propagation::{InjectContextLayer, InjectContextService};
 
 pub use status::{StatusFuture, ToStatus};
 
 /// The channel type generated clients are instantiated with.
-pub type Channel = crate::metrics::grpc::GrpcMetricsService<ToStatus<Guarded<Balance>>>;
+pub type Channel =
+    crate::metrics::grpc::GrpcMetricsService<InjectContextService<ToStatus<Guarded<Balance>>>>;
 
 /// Builds channels that share one process's discovery, metrics and
 /// breakers.
@@ -57,6 +60,8 @@ impl Clients {
     pub fn channel(&self, service: &str) -> Channel {
         ServiceBuilder::new()
             .layer(GrpcMetricsLayer::new(self.metrics.clone()))
+            // The caller's trace context rides along in the gRPC metadata.
+            .layer(InjectContextLayer::new())
             .layer_fn(ToStatus::new)
             .service(Guarded::new(
                 Balance::new(&self.resolver, service),

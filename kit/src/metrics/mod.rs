@@ -3,6 +3,8 @@
 //! the metric families every process exports.
 
 pub mod grpc;
+pub mod http;
+mod process;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -11,6 +13,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Metric;
 
 pub use grpc::{GrpcMetrics, GrpcMetricsLayer};
+pub use http::{HttpMetrics, HttpMetricsLayer};
 
 /// Latency buckets (seconds) fine enough around the usual API budget that a
 /// p98 computed with `histogram_quantile` is within a few milliseconds.
@@ -32,8 +35,15 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// A registry with the process families (memory, CPU) already in it.
     pub fn new() -> Self {
-        Self::default()
+        let registry = Self::default();
+        registry
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register_collector(Box::new(process::ProcessCollector));
+        registry
     }
 
     /// Registers `metric` under `name`. Metrics are handles: keep a clone and
@@ -62,6 +72,42 @@ impl Registry {
         let _ = encode(&mut out, &registry);
         out
     }
+}
+
+/// Rewrites OpenMetrics text (what [`Registry::encode`] writes) into the
+/// classic Prometheus text format: counter families are named with their
+/// `_total` suffix, and `# UNIT` and `# EOF` lines, which that format does
+/// not have, are dropped.
+pub fn to_text_format(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find(|prefix| line.starts_with(prefix));
+        match meta {
+            Some(prefix) => {
+                let rest = &line[prefix.len()..];
+                let name = rest.split(' ').next().unwrap_or("");
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                out.push_str(&rest[name.len()..]);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Turns request paths into `&'static str` label values, so that labelling a
@@ -124,6 +170,15 @@ mod tests {
         interner.intern("b");
         assert_eq!(interner.intern("c"), "other");
         assert_eq!(interner.intern("a"), "a");
+    }
+
+    #[test]
+    fn the_text_format_names_counters_with_their_suffix() {
+        let text = "# HELP x Things.\n# TYPE x counter\n# UNIT x things\nx_total 1\n# HELP g G.\n# TYPE g gauge\ng 2\n# EOF\n";
+        assert_eq!(
+            to_text_format(text),
+            "# HELP x_total Things.\n# TYPE x_total counter\nx_total 1\n# HELP g G.\n# TYPE g gauge\ng 2\n"
+        );
     }
 
     #[test]

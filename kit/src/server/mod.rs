@@ -28,6 +28,8 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Service;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::admin::{self, AdminSettings};
 use crate::discovery::{ChannelSettings, DiscoverySettings, Instance, Registrar, Resolver};
@@ -37,6 +39,8 @@ use crate::resilience::deadline::ServerDeadlineLayer;
 use crate::runtime::RuntimeSettings;
 use crate::shutdown::ShutdownSettings;
 use crate::telemetry::TelemetrySettings;
+use crate::telemetry::propagation::ServerSpan;
+use crate::telemetry::report::ReportLayer;
 
 /// The settings every service shares, under `platform:` in its config.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -279,6 +283,21 @@ impl GrpcServer {
             .layer(GrpcMetricsLayer::new(GrpcMetrics::server(
                 &registry, &services,
             )))
+            // The request span continues the caller's trace; the error
+            // report hub inside it sees that span's trace id.
+            // Failed calls are logged once, by the service's error type, so
+            // a NOT_FOUND is not an ERROR log (nor an error report) here.
+            .layer(
+                TraceLayer::new_for_grpc()
+                    .make_span_with(ServerSpan::grpc())
+                    .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+            )
+            .layer(ReportLayer::new())
+            // A panicking handler fails its own call with INTERNAL; the
+            // connection and every other call on it carry on.
+            .layer(CatchPanicLayer::custom(|_| {
+                tonic::Status::internal("internal error").into_http::<Body>()
+            }))
             // The caller's deadline bounds the handler and every call it makes.
             .layer(ServerDeadlineLayer::new(grpc.max_request_time))
             .add_routes(routes.routes());
@@ -362,6 +381,8 @@ impl GrpcServer {
         }
         admin_stop.cancel();
         let _ = admin_task.await;
+        // Last: the spans and reports of the drained requests.
+        crate::telemetry::flush(settings.telemetry.flush_timeout).await;
         Ok(())
     }
 }

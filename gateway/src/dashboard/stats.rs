@@ -1,0 +1,356 @@
+//! A five-minute window of registry samples, one a second, and what the
+//! dashboard shows from it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::Serialize;
+
+use super::exposition::{self, Sample};
+
+/// Frames kept: five minutes at one a second, plus the frame before.
+pub const WINDOW: usize = 301;
+/// Seconds the "now" rates (QPS per API) are averaged over.
+const RECENT: usize = 10;
+/// APIs listed.
+const TOP: usize = 10;
+
+type Key2 = (String, String);
+type Key3 = (String, String, String);
+
+/// What the registry said at one moment.
+#[derive(Debug, Default)]
+pub struct Frame {
+    at_ms: u64,
+    /// (route, method, status) → requests so far.
+    requests: HashMap<Key3, f64>,
+    /// (route, method) → cumulative (le, count) buckets, ascending.
+    buckets: HashMap<Key2, Vec<(f64, f64)>>,
+    /// breaker → 0 closed, 1 open, 2 half-open.
+    breaker_state: BTreeMap<String, f64>,
+    /// (breaker, outcome) → calls so far.
+    breaker_calls: HashMap<Key2, f64>,
+}
+
+impl Frame {
+    pub fn from_exposition(text: &str, at_ms: u64) -> Self {
+        let mut frame = Frame {
+            at_ms,
+            ..Frame::default()
+        };
+        for sample in exposition::parse(text) {
+            frame.add(sample);
+        }
+        for buckets in frame.buckets.values_mut() {
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        frame
+    }
+
+    fn add(&mut self, s: Sample) {
+        let label = |k: &str| s.label(k).unwrap_or("").to_owned();
+        match s.name.as_str() {
+            "http_server_requests_total" => {
+                self.requests
+                    .insert((label("route"), label("method"), label("status")), s.value);
+            }
+            "http_server_request_duration_seconds_bucket" => {
+                let le = match s.label("le") {
+                    Some("+Inf") => f64::INFINITY,
+                    Some(le) => match le.parse() {
+                        Ok(le) => le,
+                        Err(_) => return,
+                    },
+                    None => return,
+                };
+                self.buckets
+                    .entry((label("route"), label("method")))
+                    .or_default()
+                    .push((le, s.value));
+            }
+            "breaker_state" => {
+                self.breaker_state.insert(label("breaker"), s.value);
+            }
+            "breaker_calls_total" => {
+                self.breaker_calls
+                    .insert((label("breaker"), label("outcome")), s.value);
+            }
+            _ => {}
+        }
+    }
+
+    fn total_requests(&self) -> f64 {
+        self.requests.values().sum()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Snapshot {
+    pub seq: u64,
+    pub at_ms: u64,
+    pub window_seconds: u64,
+    /// Requests per second, one point per second, oldest first.
+    pub qps_series: Vec<f64>,
+    /// Requests per second over the last ten seconds.
+    pub qps: f64,
+    /// Requests in the window.
+    pub requests: f64,
+    /// The busiest APIs now.
+    pub apis: Vec<ApiStats>,
+    pub statuses: Vec<StatusCount>,
+    pub breakers: Vec<BreakerStats>,
+    pub services: Vec<ServiceInstances>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApiStats {
+    pub method: String,
+    pub route: String,
+    pub qps: f64,
+    pub requests: f64,
+    /// 98th percentile latency over the window, interpolated within the
+    /// histogram bucket like Prometheus' `histogram_quantile`.
+    pub p98_ms: Option<f64>,
+    /// Share of 5xx answers over the window.
+    pub error_ratio: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusCount {
+    pub status: String,
+    pub count: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BreakerStats {
+    pub name: String,
+    pub state: &'static str,
+    /// Failures and timeouts over calls that reached the backend, in the window.
+    pub error_rate: f64,
+    pub calls: f64,
+    pub short_circuited: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceInstances {
+    pub service: String,
+    pub instances: Vec<String>,
+}
+
+/// The frames of the last five minutes.
+#[derive(Debug, Default)]
+pub struct Window {
+    frames: VecDeque<Frame>,
+    seq: u64,
+}
+
+impl Window {
+    pub fn push(&mut self, frame: Frame) {
+        if self.frames.len() == WINDOW {
+            self.frames.pop_front();
+        }
+        self.frames.push_back(frame);
+        self.seq += 1;
+    }
+
+    pub fn snapshot(&self, services: Vec<ServiceInstances>) -> Snapshot {
+        let empty = Frame::default();
+        let newest = self.frames.back().unwrap_or(&empty);
+        let oldest = self.frames.front().unwrap_or(&empty);
+        let recent = self
+            .frames
+            .get(self.frames.len().saturating_sub(RECENT + 1))
+            .unwrap_or(oldest);
+
+        let qps_series = self
+            .frames
+            .iter()
+            .zip(self.frames.iter().skip(1))
+            .map(|(a, b)| rate(b.total_requests() - a.total_requests(), a, b))
+            .collect();
+
+        let mut per_api: BTreeMap<Key2, (f64, f64, f64)> = BTreeMap::new();
+        for ((route, method, status), now) in &newest.requests {
+            let key = (route.clone(), method.clone(), status.clone());
+            let in_window = now - oldest.requests.get(&key).unwrap_or(&0.0);
+            let lately = now - recent.requests.get(&key).unwrap_or(&0.0);
+            let entry = per_api.entry((route.clone(), method.clone())).or_default();
+            entry.0 += in_window;
+            entry.1 += lately;
+            if status.starts_with('5') {
+                entry.2 += in_window;
+            }
+        }
+        let mut apis: Vec<ApiStats> = per_api
+            .into_iter()
+            .map(|((route, method), (requests, lately, errors))| {
+                let p98_ms = newest
+                    .buckets
+                    .get(&(route.clone(), method.clone()))
+                    .and_then(|now| {
+                        let before = oldest.buckets.get(&(route.clone(), method.clone()));
+                        quantile(0.98, now, before)
+                    })
+                    .map(|seconds| seconds * 1000.0);
+                ApiStats {
+                    qps: rate(lately, recent, newest),
+                    error_ratio: if requests > 0.0 {
+                        errors / requests
+                    } else {
+                        0.0
+                    },
+                    method,
+                    route,
+                    requests,
+                    p98_ms,
+                }
+            })
+            .collect();
+        apis.sort_by(|a, b| {
+            b.qps
+                .total_cmp(&a.qps)
+                .then(b.requests.total_cmp(&a.requests))
+        });
+        apis.truncate(TOP);
+
+        let mut statuses: BTreeMap<String, f64> = BTreeMap::new();
+        for (key, now) in &newest.requests {
+            let delta = now - oldest.requests.get(key).unwrap_or(&0.0);
+            *statuses.entry(key.2.clone()).or_default() += delta;
+        }
+
+        let breakers = newest
+            .breaker_state
+            .iter()
+            .map(|(name, state)| {
+                let calls = |outcome: &str| {
+                    let key = (name.clone(), outcome.to_owned());
+                    newest.breaker_calls.get(&key).unwrap_or(&0.0)
+                        - oldest.breaker_calls.get(&key).unwrap_or(&0.0)
+                };
+                let failed = calls("failure") + calls("timeout");
+                let reached = failed + calls("success");
+                BreakerStats {
+                    name: name.clone(),
+                    state: match *state as i64 {
+                        0 => "closed",
+                        1 => "open",
+                        2 => "half-open",
+                        _ => "unknown",
+                    },
+                    error_rate: if reached > 0.0 { failed / reached } else { 0.0 },
+                    calls: reached + calls("rejected") + calls("short_circuited"),
+                    short_circuited: calls("short_circuited"),
+                }
+            })
+            .collect();
+
+        Snapshot {
+            seq: self.seq,
+            at_ms: newest.at_ms,
+            window_seconds: newest.at_ms.saturating_sub(oldest.at_ms) / 1000,
+            qps_series,
+            qps: rate(
+                newest.total_requests() - recent.total_requests(),
+                recent,
+                newest,
+            ),
+            requests: newest.total_requests() - oldest.total_requests(),
+            apis,
+            statuses: statuses
+                .into_iter()
+                .filter(|(_, count)| *count > 0.0)
+                .map(|(status, count)| StatusCount { status, count })
+                .collect(),
+            breakers,
+            services,
+        }
+    }
+}
+
+fn rate(delta: f64, from: &Frame, to: &Frame) -> f64 {
+    let seconds = to.at_ms.saturating_sub(from.at_ms) as f64 / 1000.0;
+    if seconds > 0.0 { delta / seconds } else { 0.0 }
+}
+
+/// The `q` quantile of the observations between two cumulative histograms.
+fn quantile(q: f64, now: &[(f64, f64)], before: Option<&Vec<(f64, f64)>>) -> Option<f64> {
+    let delta: Vec<(f64, f64)> = now
+        .iter()
+        .map(|(le, count)| {
+            let earlier = before
+                .and_then(|b| b.iter().find(|(l, _)| l == le))
+                .map_or(0.0, |(_, c)| *c);
+            (*le, count - earlier)
+        })
+        .collect();
+    let total = delta.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut lower = (0.0, 0.0);
+    for &(le, count) in &delta {
+        if count >= rank {
+            if le.is_infinite() {
+                return Some(lower.0);
+            }
+            let in_bucket = count - lower.1;
+            let share = if in_bucket > 0.0 {
+                (rank - lower.1) / in_bucket
+            } else {
+                1.0
+            };
+            return Some(lower.0 + (le - lower.0) * share);
+        }
+        lower = (le, count);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposition(ok: u64, fast: u64, slow: u64) -> String {
+        let total = fast + slow;
+        format!(
+            "http_server_requests_total{{route=\"/api/v1/articles\",method=\"GET\",status=\"200\"}} {ok}\n\
+             http_server_request_duration_seconds_bucket{{le=\"0.01\",route=\"/api/v1/articles\",method=\"GET\"}} {fast}\n\
+             http_server_request_duration_seconds_bucket{{le=\"0.1\",route=\"/api/v1/articles\",method=\"GET\"}} {total}\n\
+             http_server_request_duration_seconds_bucket{{le=\"+Inf\",route=\"/api/v1/articles\",method=\"GET\"}} {total}\n\
+             breaker_state{{breaker=\"content\"}} 1\n\
+             breaker_calls_total{{breaker=\"content\",outcome=\"failure\"}} 3\n\
+             breaker_calls_total{{breaker=\"content\",outcome=\"success\"}} 1\n"
+        )
+    }
+
+    #[test]
+    fn rates_and_percentiles_come_from_differences_within_the_window() {
+        let mut window = Window::default();
+        window.push(Frame::from_exposition(&exposition(100, 100, 0), 0));
+        window.push(Frame::from_exposition(&exposition(200, 150, 50), 10_000));
+        let snapshot = window.snapshot(vec![]);
+        assert!((snapshot.qps - 10.0).abs() < 1e-9, "{}", snapshot.qps);
+        assert_eq!(snapshot.qps_series.len(), 1);
+        let api = &snapshot.apis[0];
+        assert_eq!(api.route, "/api/v1/articles");
+        assert!((api.requests - 100.0).abs() < 1e-9);
+        // 50 fast and 50 slow: the 98th is near the top of the slow bucket.
+        let p98 = api.p98_ms.unwrap();
+        assert!(p98 > 90.0 && p98 <= 100.0, "{p98}");
+        assert_eq!(snapshot.statuses[0].status, "200");
+        assert_eq!(snapshot.breakers[0].state, "open");
+    }
+
+    #[test]
+    fn a_window_without_requests_has_no_percentile() {
+        assert_eq!(
+            quantile(
+                0.98,
+                &[(0.1, 5.0), (f64::INFINITY, 5.0)],
+                Some(&vec![(0.1, 5.0), (f64::INFINITY, 5.0)])
+            ),
+            None
+        );
+    }
+}
