@@ -158,12 +158,12 @@ async fn with_redis_killed_mid_test_every_request_still_succeeds() {
     let mut app = spawn_app_with(Backend::MySql, cache).await;
     let before = create(&mut app, "before").await;
     let get = pb::GetUserRequest { id: before.id };
-    app.client.get_user(get.clone()).await.unwrap();
+    app.client.get_user(get).await.unwrap();
 
     redis.kill();
     let after = create(&mut app, "after").await;
     for _ in 0..3 {
-        let fetched = app.client.get_user(get.clone()).await.unwrap();
+        let fetched = app.client.get_user(get).await.unwrap();
         assert_eq!(fetched.into_inner().user, Some(before.clone()));
         let batch = app
             .client
