@@ -76,8 +76,10 @@ ensure_mariadb_running() {
 }
 
 ensure_redis_running() {
-  port_open 127.0.0.1 6379 && return 0
+  # Installed even when a Redis already answers: cache tests start (and kill)
+  # private redis-server processes of their own.
   apt_install redis-server
+  port_open 127.0.0.1 6379 && return 0
   log "starting Redis"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
   wait_port 127.0.0.1 6379

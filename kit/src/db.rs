@@ -7,11 +7,17 @@
 
 use std::time::Duration;
 
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
+
+use crate::metrics::Registry;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -141,6 +147,71 @@ pub async fn insert(
     }
 }
 
+/// `db_queries_total{query}`: statements sent to the database, by name.
+/// Repositories count every query, so tests (and dashboards) can see what a
+/// request really cost, e.g. that a cache hit cost none.
+#[derive(Debug, Clone)]
+pub struct Queries {
+    counts: Family<QueryLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueryLabels {
+    query: &'static str,
+}
+
+impl Queries {
+    pub fn new(registry: &Registry) -> Self {
+        let counts = Family::default();
+        registry.register(
+            "db_queries",
+            "SQL statements sent to the database, by query",
+            counts.clone(),
+        );
+        Self { counts }
+    }
+
+    /// Counts one execution of `query`.
+    pub fn count(&self, query: &'static str) {
+        self.counts.get_or_create(&QueryLabels { query }).inc();
+    }
+
+    /// Executions of `query` so far.
+    pub fn get(&self, query: &'static str) -> u64 {
+        self.counts.get_or_create(&QueryLabels { query }).get()
+    }
+}
+
+/// Exports `db_pool_connections{state="idle|in_use"}` for `pool`, read when
+/// scraped.
+pub fn export_pool(pool: &AnyPool, registry: &Registry) {
+    registry.register(
+        "db_pool_connections",
+        "Open database connections, idle or in use",
+        PoolGauge(pool.clone()),
+    );
+}
+
+#[derive(Debug)]
+struct PoolGauge(AnyPool);
+
+impl EncodeMetric for PoolGauge {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let idle = i64::try_from(self.0.num_idle()).unwrap_or(i64::MAX);
+        let in_use = i64::from(self.0.size()) - idle;
+        encoder
+            .encode_family(&[("state", "idle")])?
+            .encode_gauge(&idle)?;
+        encoder
+            .encode_family(&[("state", "in_use")])?
+            .encode_gauge(&in_use.max(0))
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
+}
+
 /// SQLite URLs get `mode=rwc` unless they say otherwise, so the file is
 /// created on first start.
 fn sqlite_create_mode(url: &str, backend: Backend) -> String {
@@ -176,6 +247,35 @@ fn create_sqlite_dir(url: &str) -> Result<(), DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn queries_and_pool_connections_are_exported() {
+        let registry = Registry::new();
+        let queries = Queries::new(&registry);
+        queries.count("a");
+        queries.count("a");
+        let settings = DatabaseSettings {
+            url: SecretString::from("sqlite::memory:"),
+            ..Default::default()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .connect({
+                sqlx::any::install_default_drivers();
+                settings.url.expose_secret()
+            })
+            .await
+            .unwrap();
+        export_pool(&pool, &registry);
+        let _held = pool.acquire().await.unwrap();
+        let text = registry.encode();
+        assert_eq!(queries.get("a"), 2);
+        assert!(text.contains("db_queries_total{query=\"a\"} 2"), "{text}");
+        assert!(
+            text.contains("db_pool_connections{state=\"in_use\"} 1"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn the_backend_follows_the_url_scheme() {

@@ -9,13 +9,16 @@
 //!   and the graceful-shutdown sequence already wired;
 //! - [`client`]: a gRPC channel to a discovered service, protected by
 //!   [`resilience`] (circuit breakers, bulkheads, deadlines, retries);
-//! - [`db`]: a SQLite-or-MySQL pool with migrations applied at start-up;
+//! - [`db`]: a SQLite-or-MySQL pool with migrations applied at start-up, and
+//!   query counters;
+//! - [`cache`]: cache-aside on Redis or in-process, with request collapsing;
 //! - [`pagination`], [`time`] and [`validate`]: cursor tokens, timestamps and
 //!   input checks for handlers;
 //! - [`admin`]: the admin HTTP port (`/metrics`, `/healthz`, `/readyz`);
 //! - [`shutdown`] and [`runtime`]: signals, drain limits and the tokio runtime.
 
 pub mod admin;
+pub mod cache;
 pub mod client;
 pub mod config;
 pub mod db;

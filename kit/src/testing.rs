@@ -4,8 +4,9 @@
 //!
 //! The shared servers come from `make test` (`scripts/deps.sh`), which
 //! starts them when they are not already running; their addresses can be
-//! moved with `NEWSROOM_TEST_ETCD` and `NEWSROOM_TEST_MYSQL`. Tests that break
-//! etcd on purpose start a private [`EtcdProcess`] instead.
+//! moved with `NEWSROOM_TEST_ETCD`, `NEWSROOM_TEST_MYSQL` and
+//! `NEWSROOM_TEST_REDIS`. Tests that break etcd or Redis on purpose start a
+//! private [`EtcdProcess`] or [`RedisProcess`] instead.
 
 #![allow(clippy::unwrap_used)]
 
@@ -31,6 +32,25 @@ pub fn etcd_endpoint() -> String {
 /// The MariaDB/MySQL server for tests, as a URL without a database.
 pub fn mysql_server() -> String {
     std::env::var("NEWSROOM_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// The shared Redis for tests; isolate with a [`unique_name`] key prefix.
+pub fn redis_url() -> String {
+    std::env::var("NEWSROOM_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Cache settings on the shared Redis under a fresh key prefix.
+pub fn redis_cache(kind: &str) -> crate::cache::CacheSettings {
+    crate::cache::CacheSettings {
+        redis_url: Some(redis_url().into()),
+        prefix: format!("{}:", unique_name(kind)),
+        ..Default::default()
+    }
+}
+
+/// In-process cache settings.
+pub fn local_cache() -> crate::cache::CacheSettings {
+    crate::cache::CacheSettings::default()
 }
 
 /// A prefix no other test uses, for etcd keys and Redis keys.
@@ -294,6 +314,59 @@ impl EtcdProcess {
 }
 
 impl Drop for EtcdProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A private Redis that a test may kill, never the shared one.
+pub struct RedisProcess {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl RedisProcess {
+    /// Starts `redis-server` on a free port, without persistence, and waits
+    /// until it answers.
+    pub async fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed; run `make test`, which installs it");
+        let redis = Self {
+            child: Some(child),
+            port,
+        };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return redis;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-server on port {port} did not come up");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisProcess {
     fn drop(&mut self) {
         self.kill();
     }

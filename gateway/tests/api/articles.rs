@@ -190,3 +190,32 @@ async fn an_unknown_article_is_404() {
     );
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_page_of_fifty_articles_costs_at_most_one_user_query() {
+    let stack = spawn_stack().await;
+    let mut tokens = Vec::new();
+    for i in 0..10 {
+        tokens.push(stack.login_as(&format!("writer{i}")).await.1);
+    }
+    for i in 0..50 {
+        stack
+            .publish(&tokens[i % tokens.len()], &format!("Story {i}"))
+            .await;
+    }
+    for _ in 0..2 {
+        let before = stack.user_reads().await;
+        let page: Value = stack
+            .get("/api/v1/articles?limit=50")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let items = page["items"].as_array().unwrap();
+        assert_eq!(items.len(), 50);
+        assert!(items.iter().all(|a| a["author"]["username"].is_string()));
+        let cost = stack.user_reads().await - before;
+        assert!(cost <= 1.0, "a page of 50 cost {cost} user queries");
+    }
+    stack.stop().await;
+}

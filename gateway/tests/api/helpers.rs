@@ -25,9 +25,18 @@ pub struct TestStack {
     _dir: tempfile::TempDir,
 }
 
-/// The stack on MariaDB, as CI and production run it.
+/// The stack on MariaDB and Redis, as CI and production run it.
 pub async fn spawn_stack() -> TestStack {
     spawn_stack_on(Backend::MySql).await
+}
+
+/// Each service's cache: on Redis (under its own prefix) with MariaDB,
+/// in-process with SQLite.
+fn cache(backend: Backend, kind: &str) -> kit::cache::CacheSettings {
+    match backend {
+        Backend::MySql => testing::redis_cache(kind),
+        Backend::Sqlite => testing::local_cache(),
+    }
 }
 
 pub async fn spawn_stack_on(backend: Backend) -> TestStack {
@@ -52,6 +61,7 @@ pub async fn spawn_stack_with(
     user_settings.database.url = testing::database(backend, dir.path(), "user").await.into();
     user_settings.password.memory_kib = 64;
     user_settings.password.iterations = 1;
+    user_settings.cache = cache(backend, "user");
     let user = RunningServer::spawn(user::startup::build(user_settings).await.unwrap());
 
     let mut content_settings: content::settings::Settings =
@@ -60,6 +70,7 @@ pub async fn spawn_stack_with(
     content_settings.database.url = testing::database(backend, dir.path(), "content")
         .await
         .into();
+    content_settings.cache = cache(backend, "content");
     let content = RunningServer::spawn(
         content::startup::build(content_settings.clone())
             .await
@@ -72,6 +83,7 @@ pub async fn spawn_stack_with(
     comment_settings.database.url = testing::database(backend, dir.path(), "comment")
         .await
         .into();
+    comment_settings.cache = cache(backend, "comment");
     let comment = RunningServer::spawn(
         comment::startup::build(comment_settings.clone())
             .await
@@ -175,6 +187,21 @@ impl TestStack {
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
         response.json().await.unwrap()
+    }
+
+    /// SQL statements that read users by id, so far.
+    pub async fn user_reads(&self) -> f64 {
+        let metrics = self
+            .http
+            .get(format!("http://{}/metrics", self.user.admin_addr))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        testing::metric(&metrics, "db_queries_total", &[("query", "users_by_ids")])
+            + testing::metric(&metrics, "db_queries_total", &[("query", "user_by_id")])
     }
 
     pub async fn gateway_metrics(&self) -> String {

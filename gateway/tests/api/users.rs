@@ -119,3 +119,30 @@ async fn unknown_users_are_404_and_bad_ids_400() {
     );
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn fifty_parallel_sign_ups_of_one_name_give_exactly_one_201() {
+    let stack = spawn_stack().await;
+    let attempts = (0..50).map(|i| {
+        stack.post(
+            "/api/v1/users",
+            json!({"username": "racer", "password": format!("password {i}")}),
+            None,
+        )
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status())
+        .collect();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let conflicts = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, conflicts), (1, 49), "{statuses:?}");
+    stack.stop().await;
+}

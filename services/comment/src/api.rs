@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use kit::cache::{Cache, Keyspace};
 use kit::client::Channel;
 use kit::pagination::Page;
 use kit::validate::{Invalid, positive, text};
@@ -23,11 +24,21 @@ pub const MAX_BATCH: usize = 500;
 pub struct CommentApi {
     comments: CommentRepository,
     content: ContentServiceClient<Channel>,
+    /// Comment counts by article; a new comment invalidates its article's.
+    counts: Keyspace<i64>,
 }
 
 impl CommentApi {
-    pub fn new(comments: CommentRepository, content: ContentServiceClient<Channel>) -> Self {
-        Self { comments, content }
+    pub fn new(
+        comments: CommentRepository,
+        content: ContentServiceClient<Channel>,
+        cache: &Cache,
+    ) -> Self {
+        Self {
+            comments,
+            content,
+            counts: cache.keyspace("comment_counts"),
+        }
     }
 
     /// Comments may only point at articles that exist; the content service
@@ -58,6 +69,7 @@ impl CommentService for CommentApi {
         let body = text("body", &request.body, BODY_MAX)?;
         self.check_article(article_id).await?;
         let comment = self.comments.insert(article_id, author_id, body).await?;
+        self.counts.invalidate(&[article_id]).await;
         tracing::info!(
             comment.id = comment.id,
             article.id = article_id,
@@ -97,7 +109,18 @@ impl CommentService for CommentApi {
             return Err(Invalid(format!("at most {MAX_BATCH} article ids per batch")).into());
         }
         let ids: Vec<i64> = ids.into_iter().filter(|id| *id > 0).collect();
-        let found = self.comments.counts(&ids).await?;
+        let found = self
+            .counts
+            .get_many_or_load(&ids, |ids| async move {
+                let found = self.comments.counts(&ids).await?;
+                // Zero is a count like any other: cached, not "not found".
+                Ok::<_, Error>(
+                    ids.into_iter()
+                        .map(|id| (id, found.get(&id).copied().unwrap_or(0)))
+                        .collect::<HashMap<i64, i64>>(),
+                )
+            })
+            .await?;
         let counts: HashMap<i64, i64> = ids
             .into_iter()
             .map(|id| (id, found.get(&id).copied().unwrap_or(0)))

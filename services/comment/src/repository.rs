@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use kit::db::Queries;
+use kit::metrics::Registry;
 use kit::pagination::Page;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, QueryBuilder, Row};
@@ -21,11 +23,21 @@ pub struct Comment {
 #[derive(Debug, Clone)]
 pub struct CommentRepository {
     pool: AnyPool,
+    queries: Queries,
 }
 
 impl CommentRepository {
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Counts its queries in `db_queries_total` on `registry`.
+    pub fn new(pool: AnyPool, registry: &Registry) -> Self {
+        Self {
+            pool,
+            queries: Queries::new(registry),
+        }
+    }
+
+    /// The counter of this repository's queries.
+    pub fn queries(&self) -> &Queries {
+        &self.queries
     }
 
     /// Inserts a comment; returns once it is committed.
@@ -43,6 +55,7 @@ impl CommentRepository {
         .bind(author_id)
         .bind(body)
         .bind(created_at);
+        self.queries.count("comment_insert");
         let id = kit::db::insert(&self.pool, insert).await?;
         Ok(Comment {
             id,
@@ -56,6 +69,7 @@ impl CommentRepository {
     /// One page of an article's comments, newest first, plus one extra row
     /// when another page follows (see [`Page::finish`]).
     pub async fn page(&self, article_id: i64, page: &Page) -> Result<Vec<Comment>, Error> {
+        self.queries.count("comments_page");
         let rows = sqlx::query(
             "SELECT id, article_id, author_id, body, created_at FROM comments \
              WHERE article_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
@@ -82,6 +96,7 @@ impl CommentRepository {
             list.push_bind(*id);
         }
         query.push(") GROUP BY article_id");
+        self.queries.count("comment_counts");
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| Ok((row.try_get("article_id")?, row.try_get("n")?)))

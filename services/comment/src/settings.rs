@@ -5,6 +5,7 @@ use serde::Deserialize;
 pub struct Settings {
     pub platform: kit::PlatformSettings,
     pub database: kit::db::DatabaseSettings,
+    pub cache: kit::cache::CacheSettings,
 }
 
 /// Where the config files live unless `APP_CONFIG_DIR` says otherwise.

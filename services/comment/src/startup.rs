@@ -1,3 +1,4 @@
+use kit::cache::Cache;
 use kit::client::Clients;
 use kit::db::Migrations;
 use kit::discovery::Resolver;
@@ -15,17 +16,19 @@ pub const MIGRATIONS: Migrations = Migrations {
     mysql: &sqlx::migrate!("./migrations/mysql"),
 };
 
-/// Connects the database, applies migrations, starts discovery of the
-/// content service and binds the ports; the returned server is ready to
-/// `run_until` a shutdown signal.
+/// Connects the database, applies migrations, sets up the cache, starts
+/// discovery of the content service and binds the ports; the returned server
+/// is ready to `run_until` a shutdown signal.
 pub async fn build(settings: Settings) -> anyhow::Result<GrpcServer> {
     let registry = Registry::new();
     let pool = kit::db::connect(&settings.database, MIGRATIONS).await?;
+    kit::db::export_pool(&pool, &registry);
+    let cache = Cache::new(&settings.cache, &registry)?;
     let platform = &settings.platform;
     let resolver = Resolver::spawn(&platform.discovery, &platform.channel, &registry);
     let clients = Clients::new(&resolver, &registry, &platform.resilience)?;
     let content = ContentServiceClient::new(clients.channel(crate::CONTENT_SERVICE));
-    let api = CommentApi::new(CommentRepository::new(pool), content);
+    let api = CommentApi::new(CommentRepository::new(pool, &registry), content, &cache);
     Ok(GrpcServer::bind(crate::SERVICE, platform, &registry)
         .await?
         .reflection(proto::comment::v1::FILE_DESCRIPTOR_SET)

@@ -1,5 +1,8 @@
 //! The `content.v1.ContentService` handlers.
 
+use std::collections::HashMap;
+
+use kit::cache::{Cache, Keyspace};
 use kit::pagination::Page;
 use kit::validate::{positive, text};
 use proto::content::v1 as pb;
@@ -16,11 +19,41 @@ const PAGE_MAX: u32 = 100;
 
 pub struct ContentApi {
     articles: ArticleRepository,
+    /// The first page of the list (what the front page shows), keyed by page
+    /// size; every new article invalidates them all.
+    first_pages: Keyspace<pb::ListArticlesResponse>,
 }
 
 impl ContentApi {
-    pub fn new(articles: ArticleRepository) -> Self {
-        Self { articles }
+    pub fn new(articles: ArticleRepository, cache: &Cache) -> Self {
+        Self {
+            articles,
+            first_pages: cache.keyspace("first_page"),
+        }
+    }
+
+    async fn page(&self, page: Page) -> Result<pb::ListArticlesResponse, Error> {
+        let mut articles = self.articles.page(&page).await?;
+        let next_page_token = page.finish(&mut articles, |a| a.id);
+        Ok(pb::ListArticlesResponse {
+            articles: articles.into_iter().map(to_proto).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn first_page(&self, page: Page) -> Result<pb::ListArticlesResponse, Error> {
+        let size = i64::from(page.size);
+        let cached = self
+            .first_pages
+            .get_or_load(size, |_| async move {
+                Ok::<_, Error>(HashMap::from([(size, self.page(page).await?)]))
+            })
+            .await?;
+        match cached {
+            Some(response) => Ok(response),
+            // Only if the row vanished between load and answer; never cached.
+            None => self.page(page).await,
+        }
     }
 }
 
@@ -35,6 +68,8 @@ impl ContentService for ContentApi {
         let title = text("title", &request.title, TITLE_MAX)?;
         let body = text("body", &request.body, BODY_MAX)?;
         let article = self.articles.insert(author_id, title, body).await?;
+        let sizes: Vec<i64> = (1..=i64::from(PAGE_MAX)).collect();
+        self.first_pages.invalidate(&sizes).await;
         tracing::info!(
             article.id = article.id,
             author.id = author_id,
@@ -67,12 +102,11 @@ impl ContentService for ContentApi {
             PAGE_DEFAULT,
             PAGE_MAX,
         )?;
-        let mut articles = self.articles.page(&page).await?;
-        let next_page_token = page.finish(&mut articles, |a| a.id);
-        Ok(Response::new(pb::ListArticlesResponse {
-            articles: articles.into_iter().map(to_proto).collect(),
-            next_page_token,
-        }))
+        let response = match page.before {
+            None => self.first_page(page).await?,
+            Some(_) => self.page(page).await?,
+        };
+        Ok(Response::new(response))
     }
 }
 

@@ -1,5 +1,7 @@
 //! Articles in SQL. One query text serves SQLite and MySQL through `sqlx::Any`.
 
+use kit::db::Queries;
+use kit::metrics::Registry;
 use kit::pagination::Page;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -19,11 +21,21 @@ pub struct Article {
 #[derive(Debug, Clone)]
 pub struct ArticleRepository {
     pool: AnyPool,
+    queries: Queries,
 }
 
 impl ArticleRepository {
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Counts its queries in `db_queries_total` on `registry`.
+    pub fn new(pool: AnyPool, registry: &Registry) -> Self {
+        Self {
+            pool,
+            queries: Queries::new(registry),
+        }
+    }
+
+    /// The counter of this repository's queries.
+    pub fn queries(&self) -> &Queries {
+        &self.queries
     }
 
     /// Inserts an article; returns once it is committed.
@@ -36,6 +48,7 @@ impl ArticleRepository {
         .bind(title)
         .bind(body)
         .bind(created_at);
+        self.queries.count("article_insert");
         let id = kit::db::insert(&self.pool, insert).await?;
         Ok(Article {
             id,
@@ -47,6 +60,7 @@ impl ArticleRepository {
     }
 
     pub async fn by_id(&self, id: i64) -> Result<Option<Article>, Error> {
+        self.queries.count("article_by_id");
         let row =
             sqlx::query("SELECT id, author_id, title, body, created_at FROM articles WHERE id = ?")
                 .bind(id)
@@ -58,6 +72,7 @@ impl ArticleRepository {
     /// One page, newest first, plus one extra row when another page follows
     /// (see [`Page::finish`]).
     pub async fn page(&self, page: &Page) -> Result<Vec<Article>, Error> {
+        self.queries.count("articles_page");
         let rows = sqlx::query(
             "SELECT id, author_id, title, body, created_at FROM articles \
              WHERE id < ? ORDER BY id DESC LIMIT ?",

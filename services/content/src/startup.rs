@@ -1,3 +1,4 @@
+use kit::cache::Cache;
 use kit::db::Migrations;
 use kit::metrics::Registry;
 use kit::server::GrpcServer;
@@ -12,12 +13,14 @@ pub const MIGRATIONS: Migrations = Migrations {
     mysql: &sqlx::migrate!("./migrations/mysql"),
 };
 
-/// Connects the database, applies migrations and binds the ports; the
-/// returned server is ready to `run_until` a shutdown signal.
+/// Connects the database, applies migrations, sets up the cache and binds
+/// the ports; the returned server is ready to `run_until` a shutdown signal.
 pub async fn build(settings: Settings) -> anyhow::Result<GrpcServer> {
     let registry = Registry::new();
     let pool = kit::db::connect(&settings.database, MIGRATIONS).await?;
-    let api = ContentApi::new(ArticleRepository::new(pool));
+    kit::db::export_pool(&pool, &registry);
+    let cache = Cache::new(&settings.cache, &registry)?;
+    let api = ContentApi::new(ArticleRepository::new(pool, &registry), &cache);
     Ok(
         GrpcServer::bind(crate::SERVICE, &settings.platform, &registry)
             .await?

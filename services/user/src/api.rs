@@ -1,11 +1,12 @@
 //! The `user.v1.UserService` handlers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use proto::user::v1 as pb;
 use proto::user::v1::user_service_server::UserService;
 use tonic::{Request, Response, Status};
 
+use kit::cache::{Cache, Keyspace};
 use kit::validate::positive;
 
 use crate::domain::{DisplayName, Password, Username};
@@ -19,11 +20,32 @@ pub const MAX_BATCH: usize = 500;
 pub struct UserApi {
     users: UserRepository,
     hasher: Hasher,
+    /// Public profiles by id. Users never change after sign-up, so the only
+    /// write to follow is the sign-up itself.
+    cached: Keyspace<pb::User>,
 }
 
 impl UserApi {
-    pub fn new(users: UserRepository, hasher: Hasher) -> Self {
-        Self { users, hasher }
+    pub fn new(users: UserRepository, hasher: Hasher, cache: &Cache) -> Self {
+        Self {
+            users,
+            hasher,
+            cached: cache.keyspace("users"),
+        }
+    }
+
+    /// The users among `ids`: cached ones from one multi-get, the rest from
+    /// one query.
+    async fn users(&self, ids: &[i64]) -> Result<HashMap<i64, pb::User>, Error> {
+        self.cached
+            .get_many_or_load(ids, |ids| async move {
+                let users = match ids[..] {
+                    [id] => self.users.by_id(id).await?.into_iter().collect(),
+                    _ => self.users.by_ids(&ids).await?,
+                };
+                Ok(users.into_iter().map(|u| (u.id, to_proto(u))).collect())
+            })
+            .await
     }
 }
 
@@ -38,11 +60,11 @@ impl UserService for UserApi {
         let display_name = DisplayName::parse(&request.display_name, &username)?;
         let password = Password::parse(request.password)?;
         let hash = self.hasher.hash(password).await?;
-        let user = self.users.insert(&username, &display_name, &hash).await?;
+        let user = to_proto(self.users.insert(&username, &display_name, &hash).await?);
         tracing::info!(user.id = user.id, "user created");
-        Ok(Response::new(pb::CreateUserResponse {
-            user: Some(to_proto(user)),
-        }))
+        // Replaces a cached "no such user" for this id, if any.
+        self.cached.put(user.id, &user).await;
+        Ok(Response::new(pb::CreateUserResponse { user: Some(user) }))
     }
 
     async fn authenticate(
@@ -76,10 +98,12 @@ impl UserService for UserApi {
         request: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::GetUserResponse>, Status> {
         let id = positive("id", request.into_inner().id)?;
-        let user = self.users.by_id(id).await?.ok_or(Error::NotFound(id))?;
-        Ok(Response::new(pb::GetUserResponse {
-            user: Some(to_proto(user)),
-        }))
+        let user = self
+            .users(&[id])
+            .await?
+            .remove(&id)
+            .ok_or(Error::NotFound(id))?;
+        Ok(Response::new(pb::GetUserResponse { user: Some(user) }))
     }
 
     async fn batch_get_users(
@@ -91,10 +115,9 @@ impl UserService for UserApi {
             return Err(Error::Invalid(format!("at most {MAX_BATCH} ids per batch")).into());
         }
         let ids: Vec<i64> = ids.into_iter().filter(|id| *id > 0).collect();
-        let users = self.users.by_ids(&ids).await?;
-        Ok(Response::new(pb::BatchGetUsersResponse {
-            users: users.into_iter().map(to_proto).collect(),
-        }))
+        let mut users: Vec<pb::User> = self.users(&ids).await?.into_values().collect();
+        users.sort_by_key(|u| u.id);
+        Ok(Response::new(pb::BatchGetUsersResponse { users }))
     }
 }
 

@@ -1,5 +1,7 @@
 //! Users in SQL. One query text serves SQLite and MySQL through `sqlx::Any`.
 
+use kit::db::Queries;
+use kit::metrics::Registry;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, QueryBuilder, Row};
 
@@ -27,11 +29,21 @@ const COLUMNS: &str = "id, username, display_name, created_at";
 #[derive(Debug, Clone)]
 pub struct UserRepository {
     pool: AnyPool,
+    queries: Queries,
 }
 
 impl UserRepository {
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Counts its queries in `db_queries_total` on `registry`.
+    pub fn new(pool: AnyPool, registry: &Registry) -> Self {
+        Self {
+            pool,
+            queries: Queries::new(registry),
+        }
+    }
+
+    /// The counter of this repository's queries.
+    pub fn queries(&self) -> &Queries {
+        &self.queries
     }
 
     /// Inserts a user; a taken username (also under a concurrent race) is
@@ -50,6 +62,7 @@ impl UserRepository {
         .bind(display_name.as_str())
         .bind(password_hash)
         .bind(created_at);
+        self.queries.count("user_insert");
         let id = kit::db::insert(&self.pool, insert)
             .await
             .map_err(|e| match e {
@@ -67,6 +80,7 @@ impl UserRepository {
     }
 
     pub async fn by_id(&self, id: i64) -> Result<Option<User>, Error> {
+        self.queries.count("user_by_id");
         let row =
             sqlx::query("SELECT id, username, display_name, created_at FROM users WHERE id = ?")
                 .bind(id)
@@ -76,6 +90,7 @@ impl UserRepository {
     }
 
     pub async fn credentials(&self, username: &Username) -> Result<Option<Credentials>, Error> {
+        self.queries.count("user_credentials");
         let row = sqlx::query(
             "SELECT id, username, display_name, created_at, password_hash FROM users WHERE username = ?",
         )
@@ -102,6 +117,7 @@ impl UserRepository {
             list.push_bind(*id);
         }
         query.push(")");
+        self.queries.count("users_by_ids");
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(user).collect()
     }

@@ -7,6 +7,7 @@ use crate::password::PasswordSettings;
 pub struct Settings {
     pub platform: kit::PlatformSettings,
     pub database: kit::db::DatabaseSettings,
+    pub cache: kit::cache::CacheSettings,
     pub password: PasswordSettings,
 }
 

@@ -180,3 +180,37 @@ async fn a_content_instance_that_starts_later_is_found_and_used() {
     assert!(last.is_none(), "never found the content service: {last:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_cached_count_is_invalidated_by_a_new_comment() {
+    for backend in [Backend::MySql, Backend::Sqlite] {
+        let mut app = spawn_app_on(backend).await;
+        let article = app.article().await;
+        let count = |mut client: pb::comment_service_client::CommentServiceClient<_>| async move {
+            client
+                .count_comments(pb::CountCommentsRequest {
+                    article_ids: vec![article],
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .counts[&article]
+        };
+        assert_eq!(count(app.client.clone()).await, 0);
+        assert_eq!(count(app.client.clone()).await, 0);
+        assert_eq!(
+            app.queries("comment_counts").await,
+            1.0,
+            "{backend:?}: a hit"
+        );
+
+        app.comment(article, "first!").await;
+        assert_eq!(
+            count(app.client.clone()).await,
+            1,
+            "{backend:?}: read-your-write"
+        );
+        assert_eq!(app.queries("comment_counts").await, 2.0);
+        app.stop().await;
+    }
+}

@@ -17,6 +17,17 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// SQL statements named `query` the comment service has run so far.
+    pub async fn queries(&self, query: &str) -> f64 {
+        let metrics = reqwest::get(format!("http://{}/metrics", self.server.admin_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        testing::metric(&metrics, "db_queries_total", &[("query", query)])
+    }
+
     pub async fn stop(self) {
         self.server.stop().await;
         if let Some(content) = self.content {
@@ -54,7 +65,7 @@ impl TestApp {
     }
 }
 
-/// The service on MariaDB, as CI and production run it.
+/// The service on MariaDB and Redis, as CI and production run it.
 pub async fn spawn_app() -> TestApp {
     spawn_app_on(Backend::MySql).await
 }
@@ -95,6 +106,10 @@ pub async fn spawn_app_with(backend: Backend, content_first: bool) -> TestApp {
     settings.database.url = testing::database(backend, dir.path(), "comment")
         .await
         .into();
+    settings.cache = match backend {
+        Backend::MySql => testing::redis_cache("comment"),
+        Backend::Sqlite => testing::local_cache(),
+    };
     let server = RunningServer::spawn(comment::startup::build(settings).await.unwrap());
     server.wait_until_serving().await;
     let content = match early {

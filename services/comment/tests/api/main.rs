@@ -2,3 +2,4 @@
 
 mod comments;
 mod helpers;
+mod repository;

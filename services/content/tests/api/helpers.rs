@@ -8,12 +8,38 @@ use tonic::transport::Channel;
 pub struct TestApp {
     pub server: RunningServer,
     pub client: ContentServiceClient<Channel>,
+    pub settings: Settings,
     _dir: tempfile::TempDir,
 }
 
 impl TestApp {
     pub async fn stop(self) {
         self.server.stop().await;
+    }
+
+    /// Stops the service and starts it again on the same database.
+    pub async fn restart(&mut self) {
+        let server = RunningServer::spawn(
+            content::startup::build(self.settings.clone())
+                .await
+                .unwrap(),
+        );
+        let old = std::mem::replace(&mut self.server, server);
+        old.stop().await;
+        self.client = ContentServiceClient::connect(self.server.url())
+            .await
+            .unwrap();
+    }
+
+    /// SQL statements named `query` the service has run so far.
+    pub async fn queries(&self, query: &str) -> f64 {
+        let metrics = reqwest::get(format!("http://{}/metrics", self.server.admin_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        testing::metric(&metrics, "db_queries_total", &[("query", query)])
     }
 
     pub async fn create(&mut self, author_id: i64, title: &str) -> pb::Article {
@@ -31,13 +57,13 @@ impl TestApp {
     }
 }
 
-/// The service on MariaDB, as CI and production run it.
+/// The service on MariaDB and Redis, as CI and production run it.
 pub async fn spawn_app() -> TestApp {
     spawn_app_on(Backend::MySql).await
 }
 
 /// The service on a fresh database of `backend`, a fresh etcd prefix and
-/// free ports.
+/// free ports; on Redis with MariaDB, in-process cache with SQLite.
 pub async fn spawn_app_on(backend: Backend) -> TestApp {
     testing::init_tracing();
     let dir = tempfile::tempdir().unwrap();
@@ -49,11 +75,16 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
     settings.database.url = testing::database(backend, dir.path(), "content")
         .await
         .into();
-    let server = RunningServer::spawn(content::startup::build(settings).await.unwrap());
+    settings.cache = match backend {
+        Backend::MySql => testing::redis_cache("content"),
+        Backend::Sqlite => testing::local_cache(),
+    };
+    let server = RunningServer::spawn(content::startup::build(settings.clone()).await.unwrap());
     let client = ContentServiceClient::connect(server.url()).await.unwrap();
     TestApp {
         server,
         client,
+        settings,
         _dir: dir,
     }
 }

@@ -2,3 +2,4 @@
 
 mod articles;
 mod helpers;
+mod repository;

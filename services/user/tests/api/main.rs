@@ -1,4 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
+mod cache;
 mod helpers;
+mod repository;
 mod users;

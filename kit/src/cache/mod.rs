@@ -1,0 +1,389 @@
+//! Cache-aside for services: Redis when `cache.redis_url` is set, an
+//! in-process cache otherwise, behind one API.
+//!
+//! A [`Cache`] is the store (one per process); a [`Keyspace`] is one kind of
+//! cached value on it (users by id, comment counts by article), with its own
+//! metrics label and request collapsing. The database stays the truth; the
+//! cache only ever saves queries:
+//!
+//! - a cache that fails or times out is a miss (logged, counted, bypassed);
+//! - concurrent misses of one key cost one load ([`flight`]);
+//! - a load that found nothing is cached for `negative_ttl`, so ids that do
+//!   not exist cannot hammer the database;
+//! - every TTL carries random jitter, so keys written together do not all
+//!   expire together;
+//! - a write replaces the key with a tombstone and a load only stores its
+//!   result if the key still holds what the load saw when it missed, so a
+//!   load that raced a write cannot put the old value back (the lease of
+//!   Facebook's memcache paper). Read-your-write therefore holds as long as
+//!   the cache answers the write's invalidation.
+
+mod error;
+mod flight;
+mod local;
+mod metrics;
+mod redis;
+mod settings;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+pub use error::CacheError;
+pub use settings::CacheSettings;
+
+use self::flight::{Flights, Joined};
+use self::local::LocalStore;
+use self::metrics::CacheMetrics;
+use self::redis::RedisStore;
+use crate::metrics::Registry;
+
+/// How long a tombstone outlives a write: longer than any load that could
+/// have started before the write may take (pool wait + query), so such a
+/// load always finds the tombstone changed and does not store.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(30);
+
+const VALUE: u8 = b'v';
+const NOT_FOUND: u8 = b'n';
+const TOMBSTONE: u8 = b't';
+
+/// The process's cache store. Cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    settings: CacheSettings,
+    metrics: CacheMetrics,
+}
+
+enum Store {
+    Local(LocalStore),
+    Redis(RedisStore),
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored entry as the store returned it, for the compare-and-set.
+type Raw = Option<Bytes>;
+
+impl Cache {
+    /// Redis if `settings.redis_url` is set, otherwise in-process. Never
+    /// connects eagerly: a Redis that is down at start-up is only a miss.
+    pub fn new(settings: &CacheSettings, registry: &Registry) -> Result<Self, CacheError> {
+        let store = match &settings.redis_url {
+            Some(url) => Store::Redis(RedisStore::new(url, settings)?),
+            None => Store::Local(LocalStore::new(settings.max_entries)),
+        };
+        let cache = Self {
+            inner: Arc::new(Inner {
+                store,
+                settings: settings.clone(),
+                metrics: CacheMetrics::new(registry),
+            }),
+        };
+        tracing::info!(backend = cache.backend(), "cache ready");
+        Ok(cache)
+    }
+
+    /// `"redis"` or `"local"`.
+    pub fn backend(&self) -> &'static str {
+        match self.inner.store {
+            Store::Local(_) => "local",
+            Store::Redis(_) => "redis",
+        }
+    }
+
+    /// A typed view of the keys `{prefix}{name}:{id}`; `name` is also the
+    /// `cache` label of the metrics.
+    pub fn keyspace<V>(&self, name: &'static str) -> Keyspace<V> {
+        Keyspace {
+            cache: self.clone(),
+            name,
+            flights: Flights::default(),
+            _value: PhantomData,
+        }
+    }
+
+    fn ttl(&self) -> Duration {
+        jittered(self.inner.settings.ttl, self.inner.settings.jitter)
+    }
+
+    fn negative_ttl(&self) -> Duration {
+        jittered(self.inner.settings.negative_ttl, self.inner.settings.jitter)
+    }
+
+    async fn get_many(&self, name: &'static str, keys: &[String]) -> Option<Vec<Raw>> {
+        let timeout = self.inner.settings.timeout;
+        let result = match &self.inner.store {
+            Store::Local(store) => Ok(store.get_many(keys).await),
+            Store::Redis(store) => store.get_many(keys, timeout).await,
+        };
+        self.ok_or_log(name, "get", result)
+    }
+
+    /// Stores each `(key, seen, value, ttl)` only if the key still holds
+    /// `seen`.
+    async fn store_if_unchanged(
+        &self,
+        name: &'static str,
+        items: Vec<(String, Raw, Bytes, Duration)>,
+    ) {
+        if items.is_empty() {
+            return;
+        }
+        let timeout = self.inner.settings.timeout;
+        let result = match &self.inner.store {
+            Store::Local(store) => {
+                store.set_if_unchanged(items).await;
+                Ok(())
+            }
+            Store::Redis(store) => store.set_if_unchanged(&items, timeout).await,
+        };
+        self.ok_or_log(name, "set", result);
+    }
+
+    async fn set_many(&self, name: &'static str, items: Vec<(String, Bytes, Duration)>) {
+        if items.is_empty() {
+            return;
+        }
+        let timeout = self.inner.settings.timeout;
+        let result = match &self.inner.store {
+            Store::Local(store) => {
+                store.set_many(items).await;
+                Ok(())
+            }
+            Store::Redis(store) => store.set_many(&items, timeout).await,
+        };
+        self.ok_or_log(name, "set", result);
+    }
+
+    fn ok_or_log<T>(
+        &self,
+        name: &'static str,
+        op: &str,
+        result: Result<T, CacheError>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.inner.metrics.error(name);
+                if let Some(suppressed) = self.inner.metrics.should_log() {
+                    tracing::warn!(cache = name, op, %error, suppressed, "cache unavailable, using the database");
+                }
+                None
+            }
+        }
+    }
+}
+
+/// One kind of cached value `V`, keyed by an `i64` id, stored as protobuf.
+pub struct Keyspace<V> {
+    cache: Cache,
+    name: &'static str,
+    flights: Flights<V>,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V> std::fmt::Debug for Keyspace<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyspace")
+            .field("name", &self.name)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the cache said about one key.
+enum Lookup<V> {
+    Found(V),
+    NotFound,
+    /// Absent, a tombstone or unreadable; `seen` is what a store must find
+    /// unchanged (`None` inside means absent), `None` when the cache failed.
+    Miss {
+        seen: Option<Raw>,
+    },
+}
+
+impl<V> Keyspace<V>
+where
+    V: prost::Message + Default + Clone + Send + Sync + 'static,
+{
+    /// The value of `id`: from the cache, or from `load` (whose answer is
+    /// then cached, `None` briefly).
+    pub async fn get_or_load<E, F, Fut>(&self, id: i64, load: F) -> Result<Option<V>, E>
+    where
+        F: Fn(Vec<i64>) -> Fut,
+        Fut: Future<Output = Result<HashMap<i64, V>, E>>,
+    {
+        let mut found = self.get_many_or_load(&[id], load).await?;
+        Ok(found.remove(&id))
+    }
+
+    /// The values of those of `ids` that exist: cached ones from one
+    /// multi-get, the rest from one call of `load` with the missing ids
+    /// (ids another request is loading already are awaited, not loaded
+    /// again).
+    pub async fn get_many_or_load<E, F, Fut>(
+        &self,
+        ids: &[i64],
+        load: F,
+    ) -> Result<HashMap<i64, V>, E>
+    where
+        F: Fn(Vec<i64>) -> Fut,
+        Fut: Future<Output = Result<HashMap<i64, V>, E>>,
+    {
+        let mut found = HashMap::with_capacity(ids.len());
+        if ids.is_empty() {
+            return Ok(found);
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.key(*id)).collect();
+        let raws = self.cache.get_many(self.name, &keys).await;
+        let mut missing = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let lookup = match &raws {
+                Some(raws) => decode(raws.get(i).cloned().flatten()),
+                None => Lookup::Miss { seen: None },
+            };
+            match lookup {
+                Lookup::Found(value) => {
+                    self.cache.inner.metrics.hit(self.name);
+                    found.insert(*id, value);
+                }
+                Lookup::NotFound => self.cache.inner.metrics.hit(self.name),
+                Lookup::Miss { seen } => {
+                    self.cache.inner.metrics.miss(self.name);
+                    missing.push((*id, seen));
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+
+        let Joined { lead, follow } = self.flights.join(missing);
+        let load = &load;
+        let leading = async move {
+            let ids = lead.ids();
+            if ids.is_empty() {
+                return Ok(HashMap::new());
+            }
+            // `lead` drops when this block ends, answered or not, so nobody
+            // waits on a load that is over.
+            let loaded = load(ids).await?;
+            lead.finish(&loaded);
+            self.store_loaded(&lead, &loaded).await;
+            Ok(loaded)
+        };
+        let (led, followed) = tokio::join!(leading, flight::wait_all(follow));
+        found.extend(led?);
+        let (answered, orphaned) = followed;
+        found.extend(answered);
+        if !orphaned.is_empty() {
+            // The requests we waited on failed or were cancelled: load these
+            // ourselves rather than fail a request for someone else's error.
+            found.extend(load(orphaned).await?);
+        }
+        Ok(found)
+    }
+
+    /// Writes `value` for `id` (after a write that created it).
+    pub async fn put(&self, id: i64, value: &V) {
+        self.flights.forget(&[id]);
+        let item = (self.key(id), encode_value(value), self.cache.ttl());
+        self.cache.set_many(self.name, vec![item]).await;
+    }
+
+    /// Marks `ids` as changed: the next read of each loads from the database,
+    /// and loads that started before this call do not store their result.
+    pub async fn invalidate(&self, ids: &[i64]) {
+        self.flights.forget(ids);
+        let items = ids
+            .iter()
+            .map(|id| (self.key(*id), tombstone(), TOMBSTONE_TTL))
+            .collect();
+        self.cache.set_many(self.name, items).await;
+    }
+
+    fn key(&self, id: i64) -> String {
+        format!("{}{}:{id}", self.cache.inner.settings.prefix, self.name)
+    }
+
+    async fn store_loaded(&self, lead: &flight::Lead<'_, V>, loaded: &HashMap<i64, V>) {
+        let items = lead
+            .seen()
+            .filter_map(|(id, seen)| {
+                // The cache failed when we looked: storing blind could
+                // overwrite a newer tombstone.
+                let seen = seen.clone()?;
+                let (bytes, ttl) = match loaded.get(&id) {
+                    Some(value) => (encode_value(value), self.cache.ttl()),
+                    None => (Bytes::from_static(&[NOT_FOUND]), self.cache.negative_ttl()),
+                };
+                Some((self.key(id), seen, bytes, ttl))
+            })
+            .collect();
+        self.cache.store_if_unchanged(self.name, items).await;
+    }
+}
+
+fn decode<V: prost::Message + Default>(raw: Raw) -> Lookup<V> {
+    let Some(bytes) = raw else {
+        return Lookup::Miss { seen: Some(None) };
+    };
+    match bytes.first() {
+        Some(&NOT_FOUND) => Lookup::NotFound,
+        Some(&VALUE) => match V::decode(&bytes[1..]) {
+            Ok(value) => Lookup::Found(value),
+            // Written by an incompatible version: reload and overwrite.
+            Err(_) => Lookup::Miss {
+                seen: Some(Some(bytes)),
+            },
+        },
+        _ => Lookup::Miss {
+            seen: Some(Some(bytes)),
+        },
+    }
+}
+
+fn encode_value<V: prost::Message>(value: &V) -> Bytes {
+    let mut buf = BytesMut::with_capacity(1 + value.encoded_len());
+    buf.put_u8(VALUE);
+    // Encoding into a buffer with enough capacity cannot fail.
+    let _ = value.encode(&mut buf);
+    buf.freeze()
+}
+
+/// A tombstone unique to this write, so that a load which saw an earlier
+/// tombstone can tell that another write happened since.
+fn tombstone() -> Bytes {
+    let mut buf = BytesMut::with_capacity(17);
+    buf.put_u8(TOMBSTONE);
+    buf.put_slice(format!("{:016x}", fastrand::u64(..)).as_bytes());
+    buf.freeze()
+}
+
+/// `ttl` ± `jitter` (a fraction), so that keys cached together expire apart.
+fn jittered(ttl: Duration, jitter: f64) -> Duration {
+    let jitter = jitter.clamp(0.0, 1.0);
+    if jitter == 0.0 || ttl.is_zero() {
+        return ttl;
+    }
+    let factor = 1.0 + jitter * (fastrand::f64() * 2.0 - 1.0);
+    ttl.mul_f64(factor).max(Duration::from_millis(1))
+}
+
+#[cfg(test)]
+mod tests;

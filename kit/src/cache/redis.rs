@@ -1,0 +1,113 @@
+//! The Redis store: one multiplexed connection (redis-rs `ConnectionManager`,
+//! which reconnects by itself), every call bounded by `cache.timeout`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{CacheError, CacheSettings, Raw};
+
+/// Stores each key's new value only if the key still holds what the loader
+/// saw (`''` for absent; stored values are never empty). Per key i, ARGV
+/// holds seen, value and TTL in milliseconds at 3(i-1)+1…3.
+const SET_IF_UNCHANGED: &str = r"
+local stored = 0
+for i, key in ipairs(KEYS) do
+  local base = (i - 1) * 3
+  local current = redis.call('GET', key)
+  if (current == false and ARGV[base + 1] == '') or current == ARGV[base + 1] then
+    redis.call('SET', key, ARGV[base + 2], 'PX', ARGV[base + 3])
+    stored = stored + 1
+  end
+end
+return stored
+";
+
+pub(super) struct RedisStore {
+    connection: ConnectionManager,
+    set_if_unchanged: redis::Script,
+}
+
+impl RedisStore {
+    /// Does not connect: the first call does, and a Redis that is down then
+    /// is a miss, not a failed start.
+    pub fn new(url: &SecretString, settings: &CacheSettings) -> Result<Self, CacheError> {
+        let client = redis::Client::open(url.expose_secret()).map_err(CacheError::Url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let connection =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(CacheError::Url)?;
+        Ok(Self {
+            connection,
+            set_if_unchanged: redis::Script::new(SET_IF_UNCHANGED),
+        })
+    }
+
+    pub async fn get_many(
+        &self,
+        keys: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<Raw>, CacheError> {
+        let mut conn = self.connection.clone();
+        let values: Vec<Option<Vec<u8>>> =
+            bounded(timeout, redis::cmd("MGET").arg(keys).query_async(&mut conn)).await?;
+        Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
+    }
+
+    pub async fn set_many(
+        &self,
+        items: &[(String, Bytes, Duration)],
+        timeout: Duration,
+    ) -> Result<(), CacheError> {
+        let mut pipe = redis::pipe();
+        for (key, bytes, ttl) in items {
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(&bytes[..])
+                .arg("PX")
+                .arg(millis(*ttl))
+                .ignore();
+        }
+        let mut conn = self.connection.clone();
+        bounded(timeout, pipe.query_async::<()>(&mut conn)).await
+    }
+
+    pub async fn set_if_unchanged(
+        &self,
+        items: &[(String, Raw, Bytes, Duration)],
+        timeout: Duration,
+    ) -> Result<(), CacheError> {
+        let mut invocation = self.set_if_unchanged.prepare_invoke();
+        for (key, seen, bytes, ttl) in items {
+            invocation
+                .key(key)
+                .arg(seen.as_deref().unwrap_or_default())
+                .arg(&bytes[..])
+                .arg(millis(*ttl));
+        }
+        let mut conn = self.connection.clone();
+        bounded(timeout, invocation.invoke_async::<i64>(&mut conn))
+            .await
+            .map(drop)
+    }
+}
+
+async fn bounded<T>(
+    timeout: Duration,
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, CacheError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(CacheError::Timeout(timeout)),
+    }
+}
+
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
