@@ -28,3 +28,6 @@ mariadb -h 127.0.0.1 -u root -N -e "SELECT schema_name FROM information_schema.s
 step "tests"
 cargo test --workspace --all-targets --no-fail-fast
 cargo test --workspace --doc
+
+step "bench smoke"
+scripts/bench.sh --smoke
