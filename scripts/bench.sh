@@ -93,10 +93,17 @@ mib() { # pid field -> MiB of /proc/<pid>/status field (VmRSS, VmHWM)
   awk -v f="$2:" '$1 == f { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
 }
 
-# wrk_stage KEY URL MIX NAME=PID…: wrk, with VmRSS sampled three quarters in.
+cpu_ticks() { # pid -> user + system clock ticks so far
+  awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# wrk_stage KEY URL MIX NAME=PID…: wrk, with VmRSS sampled three quarters in
+# and each process's CPU time per request.
 wrk_stage() {
   local key=$1 url=$2 mix=$3; shift 3
   local out="$LOGS/wrk-${key//\//-}.txt" pair
+  declare -A before=()
+  for pair in "$@"; do before[${pair%%=*}]=$(cpu_ticks "${pair#*=}"); done
   say "wrk $key: $url (MIX=$mix)"
   MIX=$mix $WRK -s loadtest/mix.lua "$url" >"$out" 2>&1 &
   local wrk_pid=$!
@@ -104,6 +111,10 @@ wrk_stage() {
   for pair in "$@"; do R[$key/rss_${pair%%=*}]=$(mib "${pair#*=}" VmRSS); done
   wait "$wrk_pid" || { cat "$out" >&2; return 1; }
   parse "$key" "$(grep '^RESULT' "$out" || true)"
+  for pair in "$@"; do
+    R[$key/cpu_${pair%%=*}]=$(awk -v a="${before[${pair%%=*}]}" -v b="$(cpu_ticks "${pair#*=}")" \
+      -v n="${R[$key/requests]}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (b - a) / hz * 1e6 / n }')
+  done
 }
 
 stack_rss() { # KEY FIELD FIELDNAME
@@ -162,7 +173,7 @@ bench_flavour() {
   wait_http "http://127.0.0.1:$SKELETON_PORT$LIST_PATH"
   R[$w/skeleton/bytes]=$(curl -fsS "http://127.0.0.1:$SKELETON_PORT$LIST_PATH" | wc -c)
   wrk_stage "$w/skeleton" "http://127.0.0.1:$SKELETON_PORT$LIST_PATH" list \
-    gateway="${extra_pids[3]}" content="${extra_pids[1]}"
+    gateway="${extra_pids[3]}" user="${extra_pids[0]}" content="${extra_pids[1]}" comment="${extra_pids[2]}"
   stop_extra
 
   # 4. The HTTP ceiling.
@@ -229,6 +240,18 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
   echo "|---|---:|---:|---:|---:|---:|"
   for w in $WORKERS; do
     echo "| $w | ${R[$w/half/rate]:-?} | ${R[$w/direct/p50_ms]:-?} / ${R[$w/direct/p99_ms]:-?} | ${R[$w/via/p50_ms]:-?} / ${R[$w/via/p99_ms]:-?} | **$(minus "${R[$w/via/p99_ms]:-0}" "${R[$w/direct/p99_ms]:-0}")** | ${R[$w/direct/errors]:-?} / ${R[$w/via/errors]:-?} |"
+  done
+  echo
+  echo "CPU time per request in µs (user + system, from /proc/<pid>/stat over the wrk stage), article list:"
+  echo
+  echo "| workers | target | gateway | user | content | comment | total |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  for w in $WORKERS; do
+    for stage in list skeleton; do
+      total=$(( ${R[$w/$stage/cpu_gateway]:-0} + ${R[$w/$stage/cpu_user]:-0} + ${R[$w/$stage/cpu_content]:-0} + ${R[$w/$stage/cpu_comment]:-0} ))
+      echo "| $w | $stage | ${R[$w/$stage/cpu_gateway]:-?} | ${R[$w/$stage/cpu_user]:-?} | ${R[$w/$stage/cpu_content]:-?} | ${R[$w/$stage/cpu_comment]:-?} | $total |"
+    done
+    echo "| $w | hello | ${R[$w/hello/cpu_hello]:-?} | | | | ${R[$w/hello/cpu_hello]:-?} |"
   done
   echo
   echo "RSS in MiB (targets: idle ≤ 30, under load ≤ 100): idle after start and seeding; VmRSS three quarters into the mix; VmHWM (peak) at the end."
