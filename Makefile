@@ -19,6 +19,17 @@ test: ## The whole test suite (installs and starts etcd, MariaDB and Redis when 
 	@scripts/deps.sh test
 	@scripts/test.sh
 
+.PHONY: loadtest
+loadtest: ## Locust, headless, 60 s against TARGET or a stack of its own; reports in loadtest/reports/
+	@scripts/deps.sh build
+	@[ -n "$(TARGET)" ] || cargo build --release --bins
+	@scripts/loadtest.sh
+
+.PHONY: bench
+bench: ## Throughput, latency and memory vs a bare skeleton (several minutes; docs/benchmarks.md)
+	@scripts/deps.sh bench
+	@scripts/bench.sh
+
 .PHONY: lint
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check

@@ -4,6 +4,7 @@
 #
 #   scripts/deps.sh build   # protoc (to compile the contracts) and etcd
 #   scripts/deps.sh test    # + a running etcd, MariaDB and Redis for tests
+#   scripts/deps.sh bench   # + wrk, the load generator of make bench
 set -euo pipefail
 
 mode=${1:-build}
@@ -87,6 +88,10 @@ ensure_redis_running() {
 
 ensure_cargo
 apt_install protobuf-compiler etcd-server etcd-client
+# The test suite runs a short smoke of make bench.
+if [ "$mode" = test ] || [ "$mode" = bench ]; then
+  apt_install wrk
+fi
 if [ "$mode" = test ]; then
   # promtool lints /metrics; chromium renders the live dashboard.
   apt_install prometheus chromium

@@ -31,3 +31,6 @@ scripts/check-deploy.sh
 step "tests"
 cargo test --workspace --all-targets --no-fail-fast
 cargo test --workspace --doc
+
+step "bench smoke"
+scripts/bench.sh --smoke

@@ -1,0 +1,12 @@
+//! `hello LISTEN`: an axum hello-world on every path, the HTTP ceiling.
+//! Workers: APP_RUNTIME__WORKER_THREADS, like the gateway.
+
+fn main() -> anyhow::Result<()> {
+    let args = bench::args::Args::from_env()?;
+    let listen = args.positional(0, "listen address")?.to_owned();
+    bench::runtime(bench::GATEWAY_WORKERS)?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        axum::serve(listener, bench::hello::router()).await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,71 @@
+//! The skeleton's canned data. `loadgen seed` writes the same text through
+//! the real API, so both answer article pages of the same size.
+
+use std::collections::HashMap;
+
+use proto::Timestamp;
+use proto::content::v1::Article;
+use proto::user::v1::User;
+
+/// Articles the skeleton serves (the largest page is 100).
+pub const ARTICLES: i64 = 100;
+/// Distinct authors among them.
+pub const AUTHORS: i64 = 5;
+
+pub const BODY: &str = "Policy makers kept the benchmark rate unchanged on Tuesday, citing cooling \
+inflation and a labour market that is loosening only slowly. Markets had priced in the decision, \
+and government bond yields barely moved after the announcement. In the statement, the committee \
+said it would keep watching incoming data before deciding on the next step, while two members \
+voted for an immediate cut. Analysts now expect the first reduction in the spring, when the \
+next set of forecasts is published.";
+
+pub fn title(n: i64) -> String {
+    format!("Central bank holds rates steady, part {n}")
+}
+
+pub fn username(n: i64) -> String {
+    format!("author{n}")
+}
+
+pub fn display_name(n: i64) -> String {
+    format!("Staff Writer {n}")
+}
+
+/// When the canned data was "written": a fixed instant.
+const CREATED: Timestamp = Timestamp {
+    seconds: 1_795_000_000,
+    nanos: 123_000_000,
+};
+
+/// Newest first, like the content service; ids `ARTICLES..=1`.
+pub fn articles() -> Vec<Article> {
+    (1..=ARTICLES)
+        .rev()
+        .map(|id| Article {
+            id,
+            author_id: id % AUTHORS + 1,
+            title: title(id),
+            body: BODY.to_owned(),
+            created_at: Some(CREATED),
+        })
+        .collect()
+}
+
+pub fn users() -> HashMap<i64, User> {
+    (1..=AUTHORS)
+        .map(|id| {
+            let user = User {
+                id,
+                username: username(id),
+                display_name: display_name(id),
+                created_at: Some(CREATED),
+            };
+            (id, user)
+        })
+        .collect()
+}
+
+/// A plausible comment count without storage.
+pub fn comment_count(article_id: i64) -> i64 {
+    article_id % 7
+}

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# `make bench`: the speed figures of docs/benchmarks.md, in one run on one
+# machine, every server a separate process as in production:
+#
+#   1. the platform (etcd, three services on SQLite, gateway), seeded through
+#      its API: wrk with the news-site mix (loadtest/mix.lua) and with
+#      GET /api/v1/articles?limit=20 alone; RSS idle and under load;
+#   2. open loop at half the article list's maximum: the same page made
+#      directly over gRPC vs through the gateway (p99 difference);
+#   3. the bare skeleton (bench crate: axum + plain tonic + canned data, same
+#      process topology) under the same article-list load;
+#   4. an axum hello-world under the same load (the HTTP ceiling).
+#
+# Repeated for each runtime flavour in WORKERS ("0 1": one worker per core,
+# then one worker per process), set through the real knobs
+# APP_RUNTIME__WORKER_THREADS / APP_PLATFORM__RUNTIME__WORKER_THREADS.
+#
+#   scripts/bench.sh            # release build, 20 s per stage (~6 min)
+#   scripts/bench.sh --smoke    # debug binaries, tiny load, checks every
+#                               # stage produced numbers (make test runs it)
+#
+# Knobs: WORKERS, DURATION (s per wrk stage), LATENCY_DURATION (s per open
+# loop stage), WRK_THREADS, WRK_CONNECTIONS, BIN, OUT (results file).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/stack.sh
+
+SMOKE=false
+[ "${1:-}" = --smoke ] && SMOKE=true
+if $SMOKE; then
+  BIN=${BIN:-target/debug} WORKERS=${WORKERS:-1} DURATION=${DURATION:-2}
+  LATENCY_DURATION=${LATENCY_DURATION:-2} WRK_THREADS=${WRK_THREADS:-1}
+  WRK_CONNECTIONS=${WRK_CONNECTIONS:-4} ARTICLES=25 COMMENTS=10
+else
+  BIN=${BIN:-target/release} WORKERS=${WORKERS:-0 1} DURATION=${DURATION:-20}
+  LATENCY_DURATION=${LATENCY_DURATION:-10} WRK_THREADS=${WRK_THREADS:-2}
+  WRK_CONNECTIONS=${WRK_CONNECTIONS:-50} ARTICLES=100 COMMENTS=200
+fi
+OUT_DIR=target/bench
+OUT=${OUT:-$OUT_DIR/results.md}
+LOGS=$OUT_DIR/logs
+WRK="wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${DURATION}s --latency"
+LIST_PATH="/api/v1/articles?limit=20"
+
+# Ports away from make run's and make loadtest's.
+STACK_PORT=18080 STACK_GRPC_PORT=50151 STACK_ADMIN_PORT=19100 STACK_ETCD_PORT=22479
+SKELETON_PORT=18081 SKELETON_GRPC_PORT=50161 HELLO_PORT=18082
+
+say() { stack_say "$@"; }
+command -v wrk >/dev/null || { echo "wrk is missing: scripts/deps.sh bench installs it" >&2; exit 1; }
+
+if [ "$BIN" = target/release ]; then
+  say "building release binaries"
+  cargo build --release --workspace --bins
+elif [ "$BIN" = target/debug ]; then
+  cargo build --workspace --bins
+fi
+mkdir -p "$OUT_DIR" "$LOGS"
+
+# Servers of the skeleton and hello stages.
+extra_pids=()
+stop_extra() {
+  local pid
+  for pid in "${extra_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${extra_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  extra_pids=()
+}
+DATA_DIR=""
+cleanup() {
+  stop_extra
+  stack_stop
+  [ -n "$DATA_DIR" ] && rm -rf "$DATA_DIR"
+  return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_http() { # url
+  for _ in $(seq 1 200); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "nothing answers on $1" >&2; return 1
+}
+
+declare -A R=()  # "<workers>/<stage>/<field>" -> value
+
+# parse KEY PREFIX LINE: RESULT a=1 b=2 -> R[KEY/a]=1 …
+parse() {
+  local key=$1 line=$2 pair
+  [[ $line == RESULT* ]] || { echo "no RESULT line for $key" >&2; return 1; }
+  for pair in ${line#RESULT }; do R[$key/${pair%%=*}]=${pair#*=}; done
+}
+
+mib() { # pid field -> MiB of /proc/<pid>/status field (VmRSS, VmHWM)
+  awk -v f="$2:" '$1 == f { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
+}
+
+cpu_ticks() { # pid -> user + system clock ticks so far
+  awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# wrk_stage KEY URL MIX NAME=PID…: wrk, with VmRSS sampled three quarters in
+# and each process's CPU time per request.
+wrk_stage() {
+  local key=$1 url=$2 mix=$3; shift 3
+  local out="$LOGS/wrk-${key//\//-}.txt" pair
+  declare -A before=()
+  for pair in "$@"; do before[${pair%%=*}]=$(cpu_ticks "${pair#*=}"); done
+  say "wrk $key: $url (MIX=$mix)"
+  MIX=$mix $WRK -s loadtest/mix.lua "$url" >"$out" 2>&1 &
+  local wrk_pid=$!
+  sleep "$(awk -v d="$DURATION" 'BEGIN { print d * 0.75 }')"
+  for pair in "$@"; do R[$key/rss_${pair%%=*}]=$(mib "${pair#*=}" VmRSS); done
+  wait "$wrk_pid" || { cat "$out" >&2; return 1; }
+  parse "$key" "$(grep '^RESULT' "$out" || true)"
+  for pair in "$@"; do
+    R[$key/cpu_${pair%%=*}]=$(awk -v a="${before[${pair%%=*}]}" -v b="$(cpu_ticks "${pair#*=}")" \
+      -v n="${R[$key/requests]}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (b - a) / hz * 1e6 / n }')
+  done
+}
+
+stack_rss() { # KEY FIELD FIELDNAME
+  local name
+  for name in gateway user content comment; do
+    R[$1/${3}_$name]=$(mib "${STACK_PIDS[$name]}" "$2")
+  done
+}
+
+bench_flavour() {
+  local w=$1 half
+  say "=== worker threads per process: $w (0 = one per core)"
+
+  # 1. The platform.
+  DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/newsroom-bench.XXXXXX")
+  STACK_BIN=$BIN STACK_DATA=$DATA_DIR STACK_LOGS=$LOGS/w$w STACK_WORKERS=$w
+  stack_check_ports
+  stack_start
+  say "seeding $ARTICLES articles and $COMMENTS comments"
+  local seeded
+  seeded=$("$BIN/loadgen" seed "$STACK_URL" --articles "$ARTICLES" --comments "$COMMENTS")
+  eval "$(printf '%s\n' "$seeded" | sed -n 's/^\(BENCH_[A-Z_]*=[A-Za-z0-9._-]*\)$/export \1/p')"
+  R[$w/platform/bytes]=$(curl -fsS "$STACK_URL$LIST_PATH" | wc -c)
+  sleep 1
+  stack_rss "$w/idle" VmRSS rss
+  local pids=(gateway="${STACK_PIDS[gateway]}" user="${STACK_PIDS[user]}"
+    content="${STACK_PIDS[content]}" comment="${STACK_PIDS[comment]}")
+  wrk_stage "$w/mix" "$STACK_URL" mix "${pids[@]}"
+  wrk_stage "$w/list" "$STACK_URL$LIST_PATH" list "${pids[@]}"
+
+  # 2. Open loop at half the list's maximum: via the gateway, then direct.
+  half=$(( ${R[$w/list/rps]%.*} / 2 ))
+  [ "$half" -ge 1 ] || half=1
+  R[$w/half/rate]=$half
+  say "open loop at $half/s for ${LATENCY_DURATION}s: through the gateway"
+  parse "$w/via" "$("$BIN/loadgen" http "$STACK_URL$LIST_PATH" --rate "$half" --duration "$LATENCY_DURATION" | grep '^RESULT')"
+  say "open loop at $half/s for ${LATENCY_DURATION}s: the same calls directly over gRPC"
+  parse "$w/direct" "$("$BIN/loadgen" grpc-page --user "127.0.0.1:$STACK_GRPC_PORT" \
+    --content "127.0.0.1:$((STACK_GRPC_PORT + 1))" --comment "127.0.0.1:$((STACK_GRPC_PORT + 2))" \
+    --rate "$half" --duration "$LATENCY_DURATION" | grep '^RESULT')"
+  stack_rss "$w/peak" VmHWM rss
+  stack_stop
+  rm -rf "$DATA_DIR"; DATA_DIR=""
+
+  # 3. The bare skeleton, same topology.
+  local port names=(user content comment) i
+  for i in 0 1 2; do
+    port=$((SKELETON_GRPC_PORT + i))
+    APP_PLATFORM__RUNTIME__WORKER_THREADS=$w "$BIN/skeleton-service" "127.0.0.1:$port" >"$LOGS/skeleton-${names[$i]}.log" 2>&1 &
+    extra_pids+=("$!")
+  done
+  APP_RUNTIME__WORKER_THREADS=$w "$BIN/skeleton-gateway" "127.0.0.1:$SKELETON_PORT" --user "127.0.0.1:$SKELETON_GRPC_PORT" \
+    --content "127.0.0.1:$((SKELETON_GRPC_PORT + 1))" --comment "127.0.0.1:$((SKELETON_GRPC_PORT + 2))" \
+    >"$LOGS/skeleton-gateway.log" 2>&1 &
+  extra_pids+=("$!")
+  wait_http "http://127.0.0.1:$SKELETON_PORT$LIST_PATH"
+  R[$w/skeleton/bytes]=$(curl -fsS "http://127.0.0.1:$SKELETON_PORT$LIST_PATH" | wc -c)
+  wrk_stage "$w/skeleton" "http://127.0.0.1:$SKELETON_PORT$LIST_PATH" list \
+    gateway="${extra_pids[3]}" user="${extra_pids[0]}" content="${extra_pids[1]}" comment="${extra_pids[2]}"
+  stop_extra
+
+  # 4. The HTTP ceiling.
+  APP_RUNTIME__WORKER_THREADS=$w "$BIN/hello" "127.0.0.1:$HELLO_PORT" >"$LOGS/hello.log" 2>&1 &
+  extra_pids+=("$!")
+  wait_http "http://127.0.0.1:$HELLO_PORT/"
+  wrk_stage "$w/hello" "http://127.0.0.1:$HELLO_PORT$LIST_PATH" list hello="${extra_pids[0]}"
+  stop_extra
+}
+
+LOAD_BEFORE=$(uptime)
+for w in $WORKERS; do bench_flavour "$w"; done
+LOAD_AFTER=$(uptime)
+
+# Every stage must have produced numbers; the smoke run checks only this.
+missing=()
+for w in $WORKERS; do
+  for stage in mix list skeleton hello via direct; do
+    for field in rps p50_ms p99_ms requests; do
+      [ -n "${R[$w/$stage/$field]:-}" ] || missing+=("$w/$stage/$field")
+    done
+    [ "${R[$w/$stage/requests]:-0}" -gt 0 ] || missing+=("$w/$stage: no requests")
+  done
+  for name in gateway user content comment; do
+    for key in idle/rss mix/rss peak/rss; do
+      v=${R[$w/$key"_"$name]:-?}
+      [ "$v" != "?" ] || missing+=("$w/$key $name")
+    done
+  done
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
+
+{
+  echo "### $(date -u +%Y-%m-%d) — $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, Linux $(uname -r)"
+  echo
+  echo "Command: \`$( $SMOKE && echo "scripts/bench.sh --smoke" || echo "make bench")\` (WORKERS=\"$WORKERS\", \`$WRK -s loadtest/mix.lua\`, open loop ${LATENCY_DURATION}s, binaries $BIN)."
+  echo "Load before: \`${LOAD_BEFORE#*load }\`; after: \`${LOAD_AFTER#*load }\`."
+  echo
+  echo "| workers | stage | RPS | p50 ms | p99 ms | errors |"
+  echo "|---|---|---:|---:|---:|---:|"
+  for w in $WORKERS; do
+    for stage in mix list skeleton hello; do
+      case $stage in
+        mix) label="platform, news-site mix";;
+        list) label="platform, GET $LIST_PATH";;
+        skeleton) label="bare skeleton, same route";;
+        hello) label="axum hello-world";;
+      esac
+      echo "| $w | $label | ${R[$w/$stage/rps]:-?} | ${R[$w/$stage/p50_ms]:-?} | ${R[$w/$stage/p99_ms]:-?} | ${R[$w/$stage/errors]:-?} |"
+    done
+  done
+  echo
+  echo "| workers | platform / skeleton (target ≥ 0.8) | platform / hello | skeleton / hello | page bytes platform / skeleton |"
+  echo "|---|---:|---:|---:|---:|"
+  for w in $WORKERS; do
+    echo "| $w | **$(ratio "${R[$w/list/rps]:-0}" "${R[$w/skeleton/rps]:-0}")** | $(ratio "${R[$w/list/rps]:-0}" "${R[$w/hello/rps]:-0}") | $(ratio "${R[$w/skeleton/rps]:-0}" "${R[$w/hello/rps]:-0}") | ${R[$w/platform/bytes]:-?} / ${R[$w/skeleton/bytes]:-?} |"
+  done
+  echo
+  echo "Open loop at half the article list's maximum (same page: ListArticles, then BatchGetUsers ∥ CountComments):"
+  echo
+  echo "| workers | rate/s | direct gRPC p50 / p99 ms | via gateway p50 / p99 ms | gateway adds at p99 (target ≤ 1 ms) | errors direct / via |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for w in $WORKERS; do
+    echo "| $w | ${R[$w/half/rate]:-?} | ${R[$w/direct/p50_ms]:-?} / ${R[$w/direct/p99_ms]:-?} | ${R[$w/via/p50_ms]:-?} / ${R[$w/via/p99_ms]:-?} | **$(minus "${R[$w/via/p99_ms]:-0}" "${R[$w/direct/p99_ms]:-0}")** | ${R[$w/direct/errors]:-?} / ${R[$w/via/errors]:-?} |"
+  done
+  echo
+  echo "CPU time per request in µs (user + system, from /proc/<pid>/stat over the wrk stage), article list:"
+  echo
+  echo "| workers | target | gateway | user | content | comment | total |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  for w in $WORKERS; do
+    for stage in list skeleton; do
+      total=$(( ${R[$w/$stage/cpu_gateway]:-0} + ${R[$w/$stage/cpu_user]:-0} + ${R[$w/$stage/cpu_content]:-0} + ${R[$w/$stage/cpu_comment]:-0} ))
+      echo "| $w | $stage | ${R[$w/$stage/cpu_gateway]:-?} | ${R[$w/$stage/cpu_user]:-?} | ${R[$w/$stage/cpu_content]:-?} | ${R[$w/$stage/cpu_comment]:-?} | $total |"
+    done
+    echo "| $w | hello | ${R[$w/hello/cpu_hello]:-?} | | | | ${R[$w/hello/cpu_hello]:-?} |"
+  done
+  echo
+  echo "RSS in MiB (targets: idle ≤ 30, under load ≤ 100): idle after start and seeding; VmRSS three quarters into the mix; VmHWM (peak) at the end."
+  echo
+  echo "| workers | process | idle | under the mix | peak |"
+  echo "|---|---|---:|---:|---:|"
+  for w in $WORKERS; do
+    for name in gateway user content comment; do
+      echo "| $w | $name | ${R[$w/idle/rss_$name]:-?} | ${R[$w/mix/rss_$name]:-?} | ${R[$w/peak/rss_$name]:-?} |"
+    done
+    echo "| $w | skeleton gateway | | ${R[$w/skeleton/rss_gateway]:-?} | |"
+  done
+} | tee "$OUT"
+echo
+say "written to $OUT; wrk output and server logs in $LOGS/"
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "stages without numbers: ${missing[*]}" >&2
+  exit 1
+fi
