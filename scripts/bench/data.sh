@@ -103,7 +103,8 @@ ARTICLES=$ARTICLES wrk --latency -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" 
   -s scripts/bench/read-mix.lua "$BASE"
 
 metric() { # port name label-filter
-  curl -fsS "http://127.0.0.1:$1/metrics" | grep -E "^$2\{" | grep -E "$3" | awk '{s += $NF} END {print s + 0}'
+  curl -fsS "http://127.0.0.1:$1/metrics" | { grep -E "^$2\{" || true; } | { grep -E "$3" || true; } \
+    | awk '{s += $NF} END {printf "%d", s}'
 }
 hits=0 misses=0
 i=0
@@ -114,7 +115,7 @@ for service in user content comment; do
   m=$(metric "$port" cache_requests_total 'result="miss"')
   q=$(metric "$port" db_queries_total '.')
   echo "$service: cache hits $h, misses $m, SQL queries $q"
-  hits=$((hits + ${h%.*})) misses=$((misses + ${m%.*}))
+  hits=$((hits + h)) misses=$((misses + m))
 done
 python3 -c "h, m = $hits, $misses; print(f'cache hit rate: {h / max(h + m, 1):.1%} ({h} hits, {m} misses)')"
 if [ "$MODE" = mysql ]; then
