@@ -1,5 +1,10 @@
 use comment::settings::{CONFIG_DIR, Settings};
 
+// mimalloc returns freed memory to the system; glibc keeps per-thread
+// arenas (argon2's 19 MiB per hash stayed resident on every blocking thread).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let settings: Settings = kit::config::load(CONFIG_DIR)?;
     let _telemetry = kit::telemetry::init(comment::SERVICE, &settings.platform.telemetry)?;
