@@ -9,6 +9,18 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// Nanoseconds on tokio's clock (pausable in tests) since the first call,
+/// never 0: a cheap, atomically storable instant for hot-path state such as
+/// breaker windows and endpoint ejections.
+pub fn monotonic_nanos() -> u64 {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
+    tokio::time::Instant::now()
+        .saturating_duration_since(epoch)
+        .as_nanos() as u64
+        + 1
+}
+
 /// A stored millisecond timestamp as a protobuf `Timestamp`.
 pub fn timestamp(ms: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {

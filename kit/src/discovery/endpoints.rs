@@ -4,14 +4,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde::Deserialize;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use super::Instance;
 
@@ -109,7 +107,7 @@ impl Endpoint {
     }
 
     pub fn is_ejected(&self) -> bool {
-        self.ejected_until.load(Ordering::Relaxed) > now()
+        self.ejected_until.load(Ordering::Relaxed) > crate::time::monotonic_nanos()
     }
 
     pub(crate) fn record_success(&self) {
@@ -131,7 +129,7 @@ impl Endpoint {
             .saturating_mul(1u32 << (failures - 1).min(16))
             .min(self.ejection_max);
         self.ejected_until.store(
-            now().saturating_add(ejection.as_nanos() as u64),
+            crate::time::monotonic_nanos().saturating_add(ejection.as_nanos() as u64),
             Ordering::Relaxed,
         );
         tracing::warn!(
@@ -157,13 +155,6 @@ impl std::fmt::Display for Chain<'_> {
         }
         Ok(())
     }
-}
-
-/// Nanoseconds on tokio's clock (pausable in tests) since the first call.
-fn now() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    Instant::now().saturating_duration_since(epoch).as_nanos() as u64 + 1
 }
 
 /// The live endpoints of one service.

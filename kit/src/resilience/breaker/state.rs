@@ -5,12 +5,10 @@
 //! two threads rolling the same bucket (a few counts may land in the bucket
 //! being reset, which is within the window's own granularity).
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
 use super::BreakerSettings;
 
@@ -228,7 +226,7 @@ impl Circuit {
     pub fn retry_after(&self) -> Duration {
         let opened = self.opened_at.load(Ordering::Relaxed);
         let until = opened.saturating_add(self.settings.sleep_window.as_nanos() as u64);
-        Duration::from_nanos(until.saturating_sub(clock()))
+        Duration::from_nanos(until.saturating_sub(crate::time::monotonic_nanos()))
     }
 
     /// Decides whether a call may proceed; `None` means short-circuit.
@@ -340,7 +338,8 @@ impl Circuit {
     }
 
     fn open(&self) {
-        self.opened_at.store(clock(), Ordering::Relaxed);
+        self.opened_at
+            .store(crate::time::monotonic_nanos(), Ordering::Relaxed);
         self.transition(State::Open);
     }
 
@@ -379,7 +378,7 @@ impl Circuit {
     }
 
     fn slice_now(&self) -> i64 {
-        (clock() / self.slice_nanos) as i64
+        (crate::time::monotonic_nanos() / self.slice_nanos) as i64
     }
 
     /// Adds one to counter `index` of the current bucket, rolling the bucket
@@ -401,13 +400,6 @@ impl Circuit {
         bucket.counts[index].fetch_add(1, Ordering::Relaxed);
         self.totals[index].fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// Nanoseconds on tokio's clock (pausable in tests) since the first call.
-fn clock() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    Instant::now().saturating_duration_since(epoch).as_nanos() as u64 + 1
 }
 
 #[cfg(test)]
