@@ -117,6 +117,9 @@ fn merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
     }
 }
 
+/// Parsed once, not per call as a `&str` key would be.
+pub(crate) const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 /// How a call's result counts for the callee's health. gRPC errors arrive as
 /// trailers-only responses, so the status is in the headers; an answer
 /// without `grpc-status` there is a success.
@@ -124,7 +127,7 @@ pub fn classify<B>(result: &Result<http::Response<B>, BoxError>) -> Outcome {
     match result {
         Ok(response) => match response
             .headers()
-            .get("grpc-status")
+            .get(&GRPC_STATUS)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<i32>().ok())
         {

@@ -226,7 +226,7 @@ const CODES: [&str; 17] = [
 /// The status of a unary response as far as its headers tell: errors travel
 /// as trailers-only responses, so a missing `grpc-status` header means OK.
 fn response_code(headers: &http::HeaderMap) -> &'static str {
-    match headers.get("grpc-status") {
+    match headers.get(&crate::resilience::GRPC_STATUS) {
         None => CODES[0],
         Some(v) => v
             .to_str()

@@ -15,8 +15,19 @@ pin_project! {
         #[pin]
         inner: F,
         #[pin]
-        sleep: Sleep,
+        timer: Timer,
         budget: Duration,
+    }
+}
+
+pin_project! {
+    /// The timer is armed only when the call first has to wait: a call that
+    /// answers at once (a cache, a rejection below) never touches the timer
+    /// wheel, and arming costs nothing next to the network wait it bounds.
+    #[project = TimerProj]
+    enum Timer {
+        Idle,
+        Armed { #[pin] sleep: Sleep },
     }
 }
 
@@ -24,7 +35,7 @@ impl<F> ResponseFuture<F> {
     pub(super) fn new(inner: F, budget: Duration) -> Self {
         Self {
             inner,
-            sleep: tokio::time::sleep(budget),
+            timer: Timer::Idle,
             budget,
         }
     }
@@ -38,16 +49,26 @@ where
     type Output = Result<T, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         if let Poll::Ready(result) = this.inner.poll(cx) {
             return Poll::Ready(result.map_err(Into::into));
         }
-        match this.sleep.poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(TimedOut {
-                budget: *this.budget,
-            }
-            .into())),
-            Poll::Pending => Poll::Pending,
+        if let Timer::Idle = *this.timer {
+            // The budget counts from the first poll, which follows `call`
+            // at once in every tower caller.
+            this.timer.set(Timer::Armed {
+                sleep: tokio::time::sleep(*this.budget),
+            });
+        }
+        match this.timer.project() {
+            TimerProj::Armed { sleep } => match sleep.poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(TimedOut {
+                    budget: *this.budget,
+                }
+                .into())),
+                Poll::Pending => Poll::Pending,
+            },
+            TimerProj::Idle => Poll::Pending,
         }
     }
 }

@@ -52,6 +52,34 @@ pub fn remaining() -> Option<Duration> {
     current().map(|d| d.saturating_duration_since(Instant::now()))
 }
 
+pub(crate) const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+
+/// [`encode`] for a configured timeout, as a static value: cloning it per
+/// call is a copy, where a shared value would bump a reference count that
+/// every core contends for. The few distinct timeouts of a process are
+/// interned once and live as long as it (hand-written: no interning crate
+/// gives `&'static str` for this handful of values).
+pub(crate) fn encode_static(timeout: Duration) -> http::HeaderValue {
+    static INTERNED: std::sync::Mutex<Vec<(Duration, &'static str)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut interned = INTERNED.lock().unwrap_or_else(|e| e.into_inner());
+    let text = match interned.iter().find(|(d, _)| *d == timeout) {
+        Some((_, text)) => *text,
+        // A guard against a caller minting timeouts at run time.
+        None if interned.len() >= 64 => return encode(timeout),
+        None => {
+            let encoded = encode(timeout);
+            let text: &'static str = match encoded.to_str() {
+                Ok(text) => Box::leak(text.to_owned().into_boxed_str()),
+                Err(_) => "1m",
+            };
+            interned.push((timeout, text));
+            text
+        }
+    };
+    http::HeaderValue::from_static(text)
+}
+
 /// `grpc-timeout` wire format: at most 8 digits and a unit. Formatted on
 /// the stack: this runs on every call.
 pub(crate) fn encode(budget: Duration) -> http::HeaderValue {

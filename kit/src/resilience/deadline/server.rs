@@ -55,7 +55,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let asked = request.headers().get("grpc-timeout").and_then(decode);
+        let asked = request.headers().get(&super::GRPC_TIMEOUT).and_then(decode);
         let budget = match (asked, self.max) {
             (Some(a), Some(m)) => Some(a.min(m)),
             (a, m) => a.or(m),

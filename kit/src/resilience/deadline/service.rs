@@ -3,18 +3,24 @@ use std::time::Duration;
 
 use tower::{BoxError, Service};
 
-use super::{DeadlineLayer, ResponseFuture, encode, remaining};
+use super::{DeadlineLayer, GRPC_TIMEOUT, ResponseFuture, encode, encode_static, remaining};
 
 /// Bounds each call by `timeout` or the caller's remaining deadline.
 #[derive(Debug, Clone)]
 pub struct Deadline<S> {
     inner: S,
     timeout: Duration,
+    /// `timeout` as `grpc-timeout`, encoded once: most calls send it as is.
+    header: http::HeaderValue,
 }
 
 impl<S> Deadline<S> {
     pub fn new(inner: S, timeout: Duration) -> Self {
-        Self { inner, timeout }
+        Self {
+            inner,
+            timeout,
+            header: encode_static(timeout),
+        }
     }
 
     pub fn layer(timeout: Duration) -> DeadlineLayer {
@@ -36,11 +42,11 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
-        let budget = match remaining() {
-            Some(left) => left.min(self.timeout),
-            None => self.timeout,
+        let (budget, header) = match remaining() {
+            Some(left) if left < self.timeout => (left, encode(left)),
+            _ => (self.timeout, self.header.clone()),
         };
-        request.headers_mut().insert("grpc-timeout", encode(budget));
+        request.headers_mut().insert(GRPC_TIMEOUT, header);
         ResponseFuture::new(self.inner.call(request), budget)
     }
 }
