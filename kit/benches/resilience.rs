@@ -2,8 +2,9 @@
 //! against the bare service it wraps, single-threaded and with a second
 //! thread hammering the same breaker and bulkhead.
 //!
-//! `cargo bench -p kit --bench resilience`; the difference between the two
-//! benchmark ids is the stack's cost per call.
+//! `cargo bench -p kit --bench resilience`; the difference between a
+//! protected id and `bare` is the stack's cost per call. `guarded` adds
+//! what production adds: finding the stack of the called gRPC method.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kit::resilience::bulkhead::BulkheadSettings;
-use kit::resilience::{Breaker, BreakerSettings, Bulkhead, Circuit, Deadline, Limiter};
+use kit::resilience::{
+    Breaker, BreakerSettings, Breakers, Bulkhead, Circuit, Deadline, Guarded, Limiter,
+    ResilienceSettings,
+};
 use tower::{BoxError, Service};
 
 /// The cheapest possible callee: answers at once.
@@ -36,12 +40,27 @@ impl Service<http::Request<()>> for Bare {
 type Stack = Breaker<Bulkhead<Deadline<Bare>>>;
 
 fn stack() -> Stack {
-    let circuit = Arc::new(Circuit::new("bench", BreakerSettings::default()));
-    let limiter = Arc::new(Limiter::new("bench", &BulkheadSettings::default()));
+    let circuit = Circuit::new("bench", BreakerSettings::default()).into_static();
+    let limiter = Limiter::new("bench", &BulkheadSettings::default()).into_static();
     Breaker::new(
         Bulkhead::new(Deadline::new(Bare, Duration::from_secs(2)), limiter),
         circuit,
     )
+}
+
+/// A request as tonic's generated client hands it to the channel's layers:
+/// its headers are already there, so inserting `grpc-timeout` does not
+/// allocate the map.
+fn request() -> http::Request<()> {
+    let mut request = http::Request::new(());
+    *request.uri_mut() = http::Uri::from_static("/comment.v1.CommentService/CountComments");
+    let headers = request.headers_mut();
+    headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    request
 }
 
 /// One call, polled to completion (the bare callee is ready at once).
@@ -50,7 +69,7 @@ where
     S: Service<http::Request<()>, Response = http::Response<()>>,
 {
     let mut cx = Context::from_waker(Waker::noop());
-    let mut future = std::pin::pin!(service.call(http::Request::new(())));
+    let mut future = std::pin::pin!(service.call(request()));
     matches!(future.as_mut().poll(&mut cx), Poll::Ready(Ok(_)))
 }
 
@@ -68,12 +87,39 @@ fn overhead(c: &mut Criterion) {
     group.bench_function("breaker+bulkhead+deadline", |b| {
         b.iter(|| call(&mut protected))
     });
+    let mut guarded = Guarded::new(
+        Bare,
+        Arc::new(ResilienceSettings::default()),
+        Breakers::default(),
+    );
+    group.bench_function("guarded", |b| b.iter(|| call(&mut guarded)));
 
-    // The same stack shared with a second thread calling it flat out.
-    let shared = stack();
+    // The same services shared with a second thread calling them flat out.
+    contended(&mut group, &runtime, "bare, 2 threads", Bare);
+    contended(
+        &mut group,
+        &runtime,
+        "breaker+bulkhead+deadline, 2 threads",
+        stack(),
+    );
+    contended(&mut group, &runtime, "guarded, 2 threads", guarded.clone());
+    group.finish();
+}
+
+/// `service` called by this thread while a clone of it is called flat out
+/// by another: what sharing breakers and bulkheads between cores costs.
+fn contended<S>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    id: &str,
+    service: S,
+) where
+    S: Service<http::Request<()>, Response = http::Response<()>> + Clone + Send + 'static,
+    S::Future: Send,
+{
     let stop = Arc::new(AtomicBool::new(false));
     let contender = {
-        let mut other = shared.clone();
+        let mut other = service.clone();
         let stop = stop.clone();
         let handle = runtime.handle().clone();
         std::thread::spawn(move || {
@@ -83,8 +129,8 @@ fn overhead(c: &mut Criterion) {
             }
         })
     };
-    let mut mine = shared.clone();
-    group.bench_function("breaker+bulkhead+deadline, 2 threads", |b| {
+    let mut mine = service;
+    group.bench_function(id, |b| {
         b.iter_custom(|iterations| {
             let start = Instant::now();
             for _ in 0..iterations {
@@ -95,7 +141,6 @@ fn overhead(c: &mut Criterion) {
     });
     stop.store(true, Ordering::Relaxed);
     let _ = contender.join();
-    group.finish();
 }
 
 criterion_group!(benches, overhead);

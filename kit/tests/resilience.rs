@@ -42,21 +42,22 @@ fn held() -> (Held, Arc<Semaphore>) {
     (Held { gate: gate.clone() }, gate)
 }
 
-fn limiter(n: usize) -> Arc<Limiter> {
-    Arc::new(Limiter::new(
+fn limiter(n: usize) -> &'static Limiter {
+    Limiter::new(
         "b",
         &BulkheadSettings {
             max_concurrent: n,
             adaptive: None,
         },
-    ))
+    )
+    .into_static()
 }
 
 #[tokio::test]
 async fn n_plus_one_concurrent_calls_through_a_bulkhead_of_n_reject_exactly_one() {
     let (inner, gate) = held();
     let limiter = limiter(5);
-    let service = Bulkhead::new(inner, limiter.clone());
+    let service = Bulkhead::new(inner, limiter);
     let calls: Vec<_> = (0..6)
         .map(|_| service.clone().oneshot(http::Request::new(())))
         .map(tokio::spawn)
@@ -78,7 +79,7 @@ async fn n_plus_one_concurrent_calls_through_a_bulkhead_of_n_reject_exactly_one(
 async fn a_service_made_ready_but_never_called_holds_no_slot() {
     let (inner, _gate) = held();
     let limiter = limiter(1);
-    let mut service = Bulkhead::new(inner, limiter.clone());
+    let mut service = Bulkhead::new(inner, limiter);
     for _ in 0..3 {
         service.ready().await.unwrap();
     }
@@ -94,17 +95,15 @@ async fn a_service_made_ready_but_never_called_holds_no_slot() {
 #[tokio::test(start_paused = true)]
 async fn a_call_past_its_budget_times_out_and_counts_against_the_breaker() {
     let (inner, _gate) = held();
-    let circuit = Arc::new(Circuit::new(
+    let circuit = Circuit::new(
         "m",
         BreakerSettings {
             request_volume_threshold: 3,
             ..BreakerSettings::default()
         },
-    ));
-    let service = Breaker::new(
-        Deadline::new(inner, Duration::from_millis(100)),
-        circuit.clone(),
-    );
+    )
+    .into_static();
+    let service = Breaker::new(Deadline::new(inner, Duration::from_millis(100)), circuit);
     for _ in 0..3 {
         let error = service
             .clone()

@@ -10,14 +10,18 @@ use tower::{BoxError, Layer, Service};
 use super::breaker::BreakerLayer;
 use super::bulkhead::BulkheadLayer;
 use super::deadline::DeadlineLayer;
-use super::{Breaker, Breakers, Bulkhead, Deadline, Limiter, ResilienceSettings};
+use super::{Breaker, Breakers, Bulkhead, Deadline, ResilienceSettings};
 
 /// One method's protection around the shared inner service.
 pub type Stack<S> = Breaker<Bulkhead<Deadline<S>>>;
 
-/// Most methods one channel keeps stacks for; generated clients only call
+/// Most methods one channel caches stacks for; generated clients only call
 /// the methods of their service, so this is a guard, not a working limit.
 const MAX_METHODS: usize = 256;
+
+/// Method paths are short and come from our own generated clients, so a
+/// fast non-cryptographic hash is safe here and this lookup runs per call.
+type Stacks<S> = HashMap<Box<str>, Stack<S>, foldhash::fast::RandomState>;
 
 /// A per-method [`Stack`] for every gRPC method called through it.
 ///
@@ -29,7 +33,7 @@ pub struct Guarded<S> {
     inner: S,
     settings: Arc<ResilienceSettings>,
     breakers: Breakers,
-    stacks: Arc<ArcSwap<HashMap<Box<str>, Stack<S>>>>,
+    stacks: Arc<ArcSwap<Stacks<S>>>,
 }
 
 impl<S: Clone> Guarded<S> {
@@ -38,7 +42,7 @@ impl<S: Clone> Guarded<S> {
             inner,
             settings,
             breakers,
-            stacks: Arc::new(ArcSwap::from_pointee(HashMap::new())),
+            stacks: Arc::new(ArcSwap::from_pointee(Stacks::default())),
         }
     }
 
@@ -51,16 +55,14 @@ impl<S: Clone> Guarded<S> {
             tracing::error!(error = %e, "invalid resilience override; using the default policy");
             self.settings.default.clone()
         });
-        let circuit = Arc::new(self.breakers.circuit(name, &policy.breaker));
-        let limiter = Arc::new(Limiter::new(name, &policy.bulkhead));
-        self.breakers.add(circuit.clone(), limiter.clone());
+        let (circuit, limiter) = self.breakers.guard(name, &policy);
         let stack = BreakerLayer::new(circuit).layer(
             BulkheadLayer::new(limiter)
                 .layer(DeadlineLayer::new(policy.timeout).layer(self.inner.clone())),
         );
         let key: Box<str> = method.into();
         self.stacks.rcu(|stacks| {
-            let mut next = HashMap::clone(stacks);
+            let mut next = Stacks::clone(stacks);
             if next.len() < MAX_METHODS {
                 next.entry(key.clone()).or_insert_with(|| stack.clone());
             }

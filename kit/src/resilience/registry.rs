@@ -8,18 +8,24 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use serde::Serialize;
 
-use super::breaker::{BreakerSettings, Circuit, Counts, Force, State};
+use super::Policy;
+use super::breaker::{Circuit, Counts, Force, State};
 use super::bulkhead::Limiter;
 use crate::metrics::Registry;
 
-/// A cheap, cloneable handle to the breakers of one process.
+/// A cheap, cloneable handle to the breakers of one process: one breaker
+/// and bulkhead per method, shared by every channel that calls it.
 #[derive(Debug, Clone, Default)]
 pub struct Breakers {
     inner: Arc<Mutex<Vec<Guard>>>,
 }
 
 /// The breaker and bulkhead of one method.
-type Guard = (Arc<Circuit>, Arc<Limiter>);
+type Guard = (&'static Circuit, &'static Limiter);
+
+/// Most breakers one registry makes.
+const MAX_GUARDS: usize = 1024;
+const OVERFLOW: &str = "overflow";
 
 /// What the admin API and the dashboard show of one breaker.
 #[derive(Debug, Clone, Serialize)]
@@ -46,19 +52,40 @@ impl Breakers {
         breakers
     }
 
-    pub(super) fn circuit(&self, name: &str, settings: &BreakerSettings) -> Circuit {
-        let circuit = Circuit::new(name, settings.clone());
-        if !settings.enabled {
+    /// The breaker and bulkhead of method `name`, made from `policy` the
+    /// first time it is asked for. They live as long as the process, as
+    /// Hystrix's do, so that calls carry plain references to them instead
+    /// of bumping a shared reference count that every core contends for.
+    /// Method names come from generated clients, so there are few; past
+    /// [`MAX_GUARDS`] the rest share one `overflow` pair rather than grow
+    /// without bound.
+    pub(super) fn guard(&self, name: &str, policy: &Policy) -> Guard {
+        let mut all = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = all.iter().find(|(c, _)| c.name() == name) {
+            return *found;
+        }
+        let name = if all.len() < MAX_GUARDS {
+            name
+        } else {
+            tracing::warn!(
+                method = name,
+                "too many breakers; sharing the overflow breaker"
+            );
+            if let Some(found) = all.iter().find(|(c, _)| c.name() == OVERFLOW) {
+                return *found;
+            }
+            OVERFLOW
+        };
+        let circuit = Circuit::new(name, policy.breaker.clone());
+        if !policy.breaker.enabled {
             circuit.set_force(Force::Closed);
         }
-        circuit
-    }
-
-    pub(super) fn add(&self, circuit: Arc<Circuit>, limiter: Arc<Limiter>) {
-        let mut all = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if !all.iter().any(|(c, _)| c.name() == circuit.name()) {
-            all.push((circuit, limiter));
-        }
+        let guard = (
+            circuit.into_static(),
+            Limiter::new(name, &policy.bulkhead).into_static(),
+        );
+        all.push(guard);
+        guard
     }
 
     fn all(&self) -> Vec<Guard> {
@@ -69,7 +96,7 @@ impl Breakers {
     }
 
     /// The breaker called `name` (a gRPC method without its leading slash).
-    pub fn find(&self, name: &str) -> Option<Arc<Circuit>> {
+    pub fn find(&self, name: &str) -> Option<&'static Circuit> {
         let name = name.trim_start_matches('/');
         self.all()
             .into_iter()
@@ -181,5 +208,29 @@ impl Collector for Breakers {
             ConstCounter::new(limiter.rejections()).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_channel_calling_a_method_shares_its_breaker() {
+        let breakers = Breakers::default();
+        let (a, _) = breakers.guard("svc/M", &Policy::default());
+        let (b, _) = breakers.guard("svc/M", &Policy::default());
+        assert!(std::ptr::eq(a, b));
+        assert_eq!(breakers.snapshot().len(), 1);
+    }
+
+    #[test]
+    fn past_the_cap_methods_share_the_overflow_breaker() {
+        let breakers = Breakers::default();
+        for i in 0..MAX_GUARDS + 5 {
+            breakers.guard(&format!("svc/M{i}"), &Policy::default());
+        }
+        assert_eq!(breakers.snapshot().len(), MAX_GUARDS + 1);
+        assert!(breakers.find(OVERFLOW).is_some());
     }
 }

@@ -1,6 +1,5 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
@@ -27,7 +26,7 @@ pin_project! {
 /// Holds the permit until the outcome is recorded.
 #[derive(Debug)]
 pub struct Guard {
-    circuit: Arc<Circuit>,
+    circuit: &'static Circuit,
     permit: Permit,
     recorded: bool,
 }
@@ -41,7 +40,7 @@ impl Drop for Guard {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn called(inner: F, circuit: Arc<Circuit>, permit: Permit) -> Self {
+    pub(super) fn called(inner: F, circuit: &'static Circuit, permit: Permit) -> Self {
         Self::Called {
             inner,
             guard: Guard {

@@ -1,5 +1,3 @@
-use std::sync::Arc;
-
 use tower::Layer;
 
 use super::{Breaker, Circuit};
@@ -7,11 +5,11 @@ use super::{Breaker, Circuit};
 /// Applies one [`Circuit`] to the wrapped service.
 #[derive(Debug, Clone)]
 pub struct BreakerLayer {
-    circuit: Arc<Circuit>,
+    circuit: &'static Circuit,
 }
 
 impl BreakerLayer {
-    pub fn new(circuit: Arc<Circuit>) -> Self {
+    pub fn new(circuit: &'static Circuit) -> Self {
         Self { circuit }
     }
 }
@@ -20,6 +18,6 @@ impl<S> Layer<S> for BreakerLayer {
     type Service = Breaker<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Breaker::new(inner, self.circuit.clone())
+        Breaker::new(inner, self.circuit)
     }
 }

@@ -1,4 +1,3 @@
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower::{BoxError, Service};
@@ -9,15 +8,15 @@ use super::{BreakerLayer, BreakerOpen, Circuit, ResponseFuture};
 #[derive(Debug, Clone)]
 pub struct Breaker<S> {
     inner: S,
-    circuit: Arc<Circuit>,
+    circuit: &'static Circuit,
 }
 
 impl<S> Breaker<S> {
-    pub fn new(inner: S, circuit: Arc<Circuit>) -> Self {
+    pub fn new(inner: S, circuit: &'static Circuit) -> Self {
         Self { inner, circuit }
     }
 
-    pub fn layer(circuit: Arc<Circuit>) -> BreakerLayer {
+    pub fn layer(circuit: &'static Circuit) -> BreakerLayer {
         BreakerLayer::new(circuit)
     }
 }
@@ -37,9 +36,7 @@ where
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         match self.circuit.acquire() {
-            Some(permit) => {
-                ResponseFuture::called(self.inner.call(request), self.circuit.clone(), permit)
-            }
+            Some(permit) => ResponseFuture::called(self.inner.call(request), self.circuit, permit),
             None => ResponseFuture::rejected(BreakerOpen {
                 breaker: self.circuit.name().to_owned(),
                 retry_after: self.circuit.retry_after(),

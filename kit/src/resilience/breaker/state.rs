@@ -1,12 +1,17 @@
 //! The Hystrix circuit-breaker state machine over a rolling window.
 //!
-//! Hot path: one atomic load to decide, a handful of relaxed atomic adds to
-//! record. No lock is taken; the rolling window tolerates the benign races of
-//! two threads rolling the same bucket (a few counts may land in the bucket
-//! being reset, which is within the window's own granularity).
+//! Hot path: one atomic load to decide, two relaxed atomic adds to record.
+//! No lock is taken, and the counters are striped: each thread counts in a
+//! stripe of its own (its own cache line), so cores calling the same method
+//! do not bounce one line between them. Reads (a failure deciding whether to
+//! trip, the admin API) sum the stripes. The rolling window tolerates the
+//! benign races of two threads rolling the same bucket (a few counts may land
+//! in the bucket being reset, which is within the window's own granularity).
 
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
 
 use serde::{Deserialize, Serialize};
 
@@ -81,11 +86,35 @@ const SHORT_CIRCUIT: usize = 4;
 /// The slice of a bucket that counts nothing.
 const EMPTY: i64 = i64::MIN;
 
+/// One thread stripe's share of one bucket of the window, alone on its
+/// cache line.
 #[derive(Debug, Default)]
-struct Bucket {
+struct Cell {
     /// Index of the time slice this bucket currently counts.
     slice: AtomicI64,
     counts: [AtomicU64; 5],
+    /// Never rolled: the monotonic totals exported as metrics, kept here so
+    /// that a call touches a single line.
+    totals: [AtomicU64; 5],
+}
+
+/// The stripe of the calling thread: threads take stripes round-robin the
+/// first time they count anything.
+fn stripe_of_thread(stripes: usize) -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    STRIPE.with(|s| *s) % stripes
+}
+
+/// Enough stripes that the runtime's worker threads rarely share one.
+fn stripe_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, usize::from)
+        .saturating_mul(2)
+        .clamp(2, 32)
+        .next_power_of_two()
 }
 
 /// Counts of the rolling window.
@@ -99,23 +128,13 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn read(counters: &[AtomicU64; 5]) -> Self {
+    fn add(&mut self, counters: &[AtomicU64; 5]) {
         let c = |i: usize| counters[i].load(Ordering::Relaxed);
-        Self {
-            successes: c(SUCCESS),
-            failures: c(FAILURE),
-            timeouts: c(TIMEOUT),
-            rejections: c(REJECTION),
-            short_circuits: c(SHORT_CIRCUIT),
-        }
-    }
-
-    fn add(&mut self, other: &Self) {
-        self.successes += other.successes;
-        self.failures += other.failures;
-        self.timeouts += other.timeouts;
-        self.rejections += other.rejections;
-        self.short_circuits += other.short_circuits;
+        self.successes += c(SUCCESS);
+        self.failures += c(FAILURE);
+        self.timeouts += c(TIMEOUT);
+        self.rejections += c(REJECTION);
+        self.short_circuits += c(SHORT_CIRCUIT);
     }
 
     /// Calls that reached the callee and count for its health.
@@ -131,8 +150,10 @@ impl Counts {
     }
 }
 
-/// The shared state of one breaker.
+/// The shared state of one breaker. Read on every call and written almost
+/// never, it starts a cache line of its own so no neighbour's writes evict it.
 #[derive(Debug)]
+#[repr(align(128))]
 pub struct Circuit {
     name: String,
     settings: BreakerSettings,
@@ -144,10 +165,11 @@ pub struct Circuit {
     trials_left: AtomicU32,
     /// Successful trials still needed to close.
     successes_needed: AtomicU32,
-    buckets: Box<[Bucket]>,
+    /// `stripes × buckets` cells, stripe-major.
+    cells: Box<[CachePadded<Cell>]>,
+    buckets: usize,
+    stripes: usize,
     slice_nanos: u64,
-    /// Monotonic totals for metrics, in [`Counts`] order.
-    totals: [AtomicU64; 5],
 }
 
 /// Whether a call may proceed.
@@ -163,6 +185,7 @@ impl Circuit {
     pub fn new(name: impl Into<String>, settings: BreakerSettings) -> Self {
         let buckets = settings.buckets.max(1);
         let slice_nanos = (settings.window.as_nanos() as u64 / u64::from(buckets)).max(1);
+        let stripes = stripe_count();
         Self {
             name: name.into(),
             state: AtomicU8::new(CLOSED),
@@ -170,16 +193,24 @@ impl Circuit {
             opened_at: AtomicU64::new(0),
             trials_left: AtomicU32::new(0),
             successes_needed: AtomicU32::new(0),
-            buckets: (0..buckets)
-                .map(|_| Bucket {
-                    slice: AtomicI64::new(EMPTY),
-                    counts: Default::default(),
+            cells: (0..stripes * buckets as usize)
+                .map(|_| {
+                    CachePadded::new(Cell {
+                        slice: AtomicI64::new(EMPTY),
+                        ..Cell::default()
+                    })
                 })
                 .collect(),
+            buckets: buckets as usize,
+            stripes,
             slice_nanos,
-            totals: Default::default(),
             settings,
         }
+    }
+
+    /// Gives the circuit the life of the process (see [`crate::resilience`]).
+    pub fn into_static(self) -> &'static Self {
+        Box::leak(Box::new(self))
     }
 
     pub fn name(&self) -> &str {
@@ -314,18 +345,22 @@ impl Circuit {
 
     /// Every call counted since start (for metrics; never rolls).
     pub fn totals(&self) -> Counts {
-        Counts::read(&self.totals)
+        let mut totals = Counts::default();
+        for cell in self.cells.iter() {
+            totals.add(&cell.totals);
+        }
+        totals
     }
 
     /// The counts of the current window.
     pub fn counts(&self) -> Counts {
         let now = self.slice_now();
-        let oldest = now - self.buckets.len() as i64 + 1;
+        let oldest = now - self.buckets as i64 + 1;
         let mut counts = Counts::default();
-        for bucket in self.buckets.iter() {
-            let slice = bucket.slice.load(Ordering::Acquire);
+        for cell in self.cells.iter() {
+            let slice = cell.slice.load(Ordering::Acquire);
             if (oldest..=now).contains(&slice) {
-                counts.add(&Counts::read(&bucket.counts));
+                counts.add(&cell.counts);
             }
         }
         counts
@@ -372,8 +407,8 @@ impl Circuit {
     }
 
     fn clear_window(&self) {
-        for bucket in self.buckets.iter() {
-            bucket.slice.store(EMPTY, Ordering::Release);
+        for cell in self.cells.iter() {
+            cell.slice.store(EMPTY, Ordering::Release);
         }
     }
 
@@ -381,24 +416,26 @@ impl Circuit {
         (crate::time::monotonic_nanos() / self.slice_nanos) as i64
     }
 
-    /// Adds one to counter `index` of the current bucket, rolling the bucket
-    /// first when it still holds an older slice.
+    /// Adds one to counter `index` of the calling thread's cell of the
+    /// current bucket, rolling the cell first when it still holds an older
+    /// slice.
     fn count(&self, index: usize) {
         let now = self.slice_now();
-        let bucket = &self.buckets[now as usize % self.buckets.len()];
-        let slice = bucket.slice.load(Ordering::Acquire);
+        let at = stripe_of_thread(self.stripes) * self.buckets + now as usize % self.buckets;
+        let cell = &self.cells[at];
+        let slice = cell.slice.load(Ordering::Acquire);
         if slice != now
-            && bucket
+            && cell
                 .slice
                 .compare_exchange(slice, now, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            for counter in &bucket.counts {
+            for counter in &cell.counts {
                 counter.store(0, Ordering::Relaxed);
             }
         }
-        bucket.counts[index].fetch_add(1, Ordering::Relaxed);
-        self.totals[index].fetch_add(1, Ordering::Relaxed);
+        cell.counts[index].fetch_add(1, Ordering::Relaxed);
+        cell.totals[index].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -542,6 +579,24 @@ mod tests {
             "only 10 failures in the last 10 s"
         );
         assert_eq!(c.counts().failures, 10);
+    }
+
+    #[test]
+    fn calls_counted_on_many_threads_all_land_in_the_window() {
+        let c = Circuit::new(
+            "t",
+            BreakerSettings {
+                request_volume_threshold: u32::MAX,
+                ..settings()
+            },
+        );
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| run(&c, Outcome::Success, 1_000));
+            }
+        });
+        assert_eq!(c.counts().successes, 8_000);
+        assert_eq!(c.totals().successes, 8_000);
     }
 
     #[tokio::test(start_paused = true)]

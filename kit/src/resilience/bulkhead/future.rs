@@ -1,6 +1,5 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
@@ -26,8 +25,10 @@ pin_project! {
 /// A taken slot; given back exactly once, also when the call is abandoned.
 #[derive(Debug)]
 pub struct Slot {
-    limiter: Arc<Limiter>,
-    started: Instant,
+    limiter: &'static Limiter,
+    /// Only an adaptive limit learns from latency; a fixed one skips the
+    /// clock read.
+    started: Option<Instant>,
     released: bool,
 }
 
@@ -40,12 +41,12 @@ impl Drop for Slot {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn called(inner: F, limiter: Arc<Limiter>) -> Self {
+    pub(super) fn called(inner: F, limiter: &'static Limiter) -> Self {
         Self::Called {
             inner,
             slot: Slot {
+                started: limiter.is_adaptive().then(Instant::now),
                 limiter,
-                started: Instant::now(),
                 released: false,
             },
         }
@@ -71,8 +72,8 @@ where
             })),
             Proj::Called { inner, slot } => {
                 let result = ready!(inner.poll(cx)).map_err(Into::into);
-                slot.limiter
-                    .release(Some((classify(&result), slot.started.elapsed())));
+                let learned = slot.started.map(|at| (classify(&result), at.elapsed()));
+                slot.limiter.release(learned);
                 slot.released = true;
                 Poll::Ready(result)
             }

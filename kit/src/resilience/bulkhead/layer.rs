@@ -1,16 +1,14 @@
-use std::sync::Arc;
-
 use tower::Layer;
 
 use super::{Bulkhead, Limiter};
 
 #[derive(Debug, Clone)]
 pub struct BulkheadLayer {
-    limiter: Arc<Limiter>,
+    limiter: &'static Limiter,
 }
 
 impl BulkheadLayer {
-    pub fn new(limiter: Arc<Limiter>) -> Self {
+    pub fn new(limiter: &'static Limiter) -> Self {
         Self { limiter }
     }
 }
@@ -19,6 +17,6 @@ impl<S> Layer<S> for BulkheadLayer {
     type Service = Bulkhead<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Bulkhead::new(inner, self.limiter.clone())
+        Bulkhead::new(inner, self.limiter)
     }
 }

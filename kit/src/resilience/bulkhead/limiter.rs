@@ -1,6 +1,8 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
+
 use super::{AdaptiveSettings, BulkheadFull, BulkheadSettings};
 use crate::resilience::Outcome;
 
@@ -8,7 +10,9 @@ use crate::resilience::Outcome;
 #[derive(Debug)]
 pub struct Limiter {
     name: String,
-    in_flight: AtomicUsize,
+    /// The one line every call writes, alone so that it does not drag the
+    /// read-mostly fields (or a neighbouring allocation) between cores.
+    in_flight: CachePadded<AtomicUsize>,
     /// The current limit as `f64` bits (fractional for AIMD's additive step).
     limit: AtomicU64,
     adaptive: Option<AdaptiveSettings>,
@@ -24,11 +28,16 @@ impl Limiter {
         };
         Self {
             name: name.into(),
-            in_flight: AtomicUsize::new(0),
+            in_flight: CachePadded::new(AtomicUsize::new(0)),
             limit: AtomicU64::new(initial.to_bits()),
             adaptive: settings.adaptive.clone(),
             rejections: AtomicU64::new(0),
         }
+    }
+
+    /// Gives the limiter the life of the process (see [`crate::resilience`]).
+    pub fn into_static(self) -> &'static Self {
+        Box::leak(Box::new(self))
     }
 
     pub fn name(&self) -> &str {
@@ -43,6 +52,10 @@ impl Limiter {
         } else {
             usize::MAX
         }
+    }
+
+    pub fn is_adaptive(&self) -> bool {
+        self.adaptive.is_some()
     }
 
     pub fn in_flight(&self) -> usize {

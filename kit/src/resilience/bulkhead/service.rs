@@ -1,4 +1,3 @@
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower::{BoxError, Service};
@@ -9,15 +8,15 @@ use super::{BulkheadLayer, Limiter, ResponseFuture};
 #[derive(Debug, Clone)]
 pub struct Bulkhead<S> {
     inner: S,
-    limiter: Arc<Limiter>,
+    limiter: &'static Limiter,
 }
 
 impl<S> Bulkhead<S> {
-    pub fn new(inner: S, limiter: Arc<Limiter>) -> Self {
+    pub fn new(inner: S, limiter: &'static Limiter) -> Self {
         Self { inner, limiter }
     }
 
-    pub fn layer(limiter: Arc<Limiter>) -> BulkheadLayer {
+    pub fn layer(limiter: &'static Limiter) -> BulkheadLayer {
         BulkheadLayer::new(limiter)
     }
 }
@@ -37,7 +36,7 @@ where
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         match self.limiter.try_acquire() {
-            Ok(()) => ResponseFuture::called(self.inner.call(request), self.limiter.clone()),
+            Ok(()) => ResponseFuture::called(self.inner.call(request), self.limiter),
             Err(full) => ResponseFuture::rejected(full),
         }
     }
