@@ -6,7 +6,10 @@
 #      its API: wrk with the news-site mix (loadtest/mix.lua) and with
 #      GET /api/v1/articles?limit=20 alone; RSS idle and under load;
 #   2. open loop at half the article list's maximum: the same page made
-#      directly over gRPC vs through the gateway (p99 difference);
+#      directly over gRPC vs through the gateway (p99 difference); then the
+#      comment service is killed (SIGKILL) and the article list is measured
+#      again, open loop at the same rate and wrk: the pages must stay 200,
+#      marked degraded, and fast;
 #   3. the bare skeleton (bench crate: axum + plain tonic + canned data, same
 #      process topology) under the same article-list load;
 #   4. an axum hello-world under the same load (the HTTP ceiling).
@@ -160,6 +163,17 @@ bench_flavour() {
     --content "127.0.0.1:$((STACK_GRPC_PORT + 1))" --comment "127.0.0.1:$((STACK_GRPC_PORT + 2))" \
     --rate "$half" --duration "$LATENCY_DURATION" | grep '^RESULT')"
   stack_rss "$w/peak" VmHWM rss
+
+  # 2b. A low-priority dependency down must not hurt the article list.
+  say "killing the comment service (SIGKILL)"
+  kill -KILL "${STACK_PIDS[comment]}"
+  wait "${STACK_PIDS[comment]}" 2>/dev/null || true
+  sleep 1
+  R[$w/down/degraded]=$(curl -fsS "$STACK_URL$LIST_PATH" | grep -o '"degraded":\[[^]]*\]' || echo "not degraded")
+  say "open loop at $half/s for ${LATENCY_DURATION}s with the comment service down"
+  parse "$w/down" "$("$BIN/loadgen" http "$STACK_URL$LIST_PATH" --rate "$half" --duration "$LATENCY_DURATION" | grep '^RESULT')"
+  wrk_stage "$w/listdown" "$STACK_URL$LIST_PATH" list gateway="${STACK_PIDS[gateway]}" \
+    user="${STACK_PIDS[user]}" content="${STACK_PIDS[content]}"
   stack_stop
   rm -rf "$DATA_DIR"; DATA_DIR=""
 
@@ -195,7 +209,7 @@ LOAD_AFTER=$(uptime)
 # Every stage must have produced numbers; the smoke run checks only this.
 missing=()
 for w in $WORKERS; do
-  for stage in mix list skeleton hello via direct; do
+  for stage in mix list skeleton hello via direct down listdown; do
     for field in rps p50_ms p99_ms requests; do
       [ -n "${R[$w/$stage/$field]:-}" ] || missing+=("$w/$stage/$field")
     done
@@ -244,6 +258,14 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
   echo "|---|---:|---:|---:|---:|---:|"
   for w in $WORKERS; do
     echo "| $w | ${R[$w/half/rate]:-?} | ${R[$w/direct/p50_ms]:-?} / ${R[$w/direct/p99_ms]:-?} | ${R[$w/via/p50_ms]:-?} / ${R[$w/via/p99_ms]:-?} | **$(minus "${R[$w/via/p99_ms]:-0}" "${R[$w/direct/p99_ms]:-0}")** | ${R[$w/direct/errors]:-?} / ${R[$w/via/errors]:-?} |"
+  done
+  echo
+  echo "Article list with the comment service killed (SIGKILL) vs up: the same open loop rate, and wrk (closed loop):"
+  echo
+  echo "| workers | rate/s | up p50 / p99 ms | down p50 / p99 ms | errors up / down | wrk RPS up / down | wrk p99 ms up / down | a page while down |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---|"
+  for w in $WORKERS; do
+    echo "| $w | ${R[$w/half/rate]:-?} | ${R[$w/via/p50_ms]:-?} / ${R[$w/via/p99_ms]:-?} | ${R[$w/down/p50_ms]:-?} / **${R[$w/down/p99_ms]:-?}** | ${R[$w/via/errors]:-?} / ${R[$w/down/errors]:-?} | ${R[$w/list/rps]:-?} / ${R[$w/listdown/rps]:-?} | ${R[$w/list/p99_ms]:-?} / ${R[$w/listdown/p99_ms]:-?} | \`${R[$w/down/degraded]:-?}\` |"
   done
   echo
   echo "CPU time per request in µs (user + system, from /proc/<pid>/stat over the wrk stage), article list:"

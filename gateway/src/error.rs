@@ -144,14 +144,21 @@ impl From<tonic::Status> for ApiError {
 
 /// When to come back: the rest of an open breaker's sleep window, else 1 s.
 fn retry_after(status: &tonic::Status) -> Duration {
+    breaker_open(status).map_or(Duration::from_secs(1), |open| {
+        open.retry_after.max(Duration::from_secs(1))
+    })
+}
+
+/// The open breaker that rejected this call, if that is why it failed.
+pub(crate) fn breaker_open(status: &tonic::Status) -> Option<&kit::resilience::BreakerOpen> {
     let mut source = std::error::Error::source(status);
     while let Some(error) = source {
         if let Some(open) = error.downcast_ref::<kit::resilience::BreakerOpen>() {
-            return open.retry_after.max(Duration::from_secs(1));
+            return Some(open);
         }
         source = error.source();
     }
-    Duration::from_secs(1)
+    None
 }
 
 impl IntoResponse for ApiError {

@@ -82,7 +82,14 @@ pub(crate) fn optional<T>(
     match result {
         Ok(value) => Some(value),
         Err(status) => {
-            tracing::warn!(part, code = ?status.code(), message = status.message(), "degraded answer");
+            // An open breaker was logged once when it opened and counts its
+            // short-circuits; one line per page on top would flood the logs
+            // for the whole outage.
+            if crate::error::breaker_open(&status).is_some() {
+                tracing::debug!(part, "degraded answer: breaker open");
+            } else {
+                tracing::warn!(part, code = ?status.code(), message = status.message(), "degraded answer");
+            }
             if !degraded.contains(&part) {
                 degraded.push(part);
             }

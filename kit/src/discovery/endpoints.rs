@@ -120,6 +120,7 @@ impl Endpoint {
     }
 
     pub(crate) fn record_failure(&self, error: &dyn std::error::Error) {
+        let was_ejected = self.is_ejected();
         let failures = self
             .failures
             .fetch_add(1, Ordering::Relaxed)
@@ -132,13 +133,24 @@ impl Endpoint {
             crate::time::monotonic_nanos().saturating_add(ejection.as_nanos() as u64),
             Ordering::Relaxed,
         );
-        tracing::warn!(
-            instance = %self.instance.id,
-            addr = %self.instance.addr,
-            ?ejection,
-            error = %Chain(error),
-            "connection failed; instance ejected"
-        );
+        // Once per outage, not once per call: while every instance is out,
+        // calls still try one, and each would log the same failure again.
+        if was_ejected {
+            tracing::debug!(
+                instance = %self.instance.id,
+                ?ejection,
+                error = %Chain(error),
+                "connection failed again; ejection extended"
+            );
+        } else {
+            tracing::warn!(
+                instance = %self.instance.id,
+                addr = %self.instance.addr,
+                ?ejection,
+                error = %Chain(error),
+                "connection failed; instance ejected"
+            );
+        }
     }
 }
 
