@@ -32,10 +32,13 @@ COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
+# TLS for Sentry, so an https DSN (sentry.io, a self-hosted Sentry behind
+# TLS) works; `make run` and CI builds leave it out to stay lean.
+ARG FEATURES=kit/sentry-tls
 COPY --from=planner /src/recipe.json recipe.json
-RUN cargo chef cook --release --locked --recipe-path recipe.json
+RUN cargo chef cook --release --locked --features "${FEATURES}" --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked --bin gateway --bin user --bin content --bin comment
+RUN cargo build --release --locked --features "${FEATURES}" --bin gateway --bin user --bin content --bin comment
 
 # distroless/cc: glibc, libgcc, CA certificates and tzdata, nothing else (no
 # shell, no package manager); `nonroot` runs as uid/gid 65532. Nothing is

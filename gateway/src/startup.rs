@@ -157,17 +157,17 @@ impl Gateway {
         } = self;
         let local = http.local_addr()?;
         let drain = CancellationToken::new();
-        let mut serving = tokio::spawn(
+        let mut serving = kit::telemetry::spawn(
+            "http-server",
             axum::serve(http, router)
                 .with_graceful_shutdown(drain.clone().cancelled_owned())
                 .into_future(),
         );
         let admin_stop = CancellationToken::new();
-        let admin_task = tokio::spawn(kit::admin::serve(
-            admin,
-            admin_router,
-            admin_stop.clone().cancelled_owned(),
-        ));
+        let admin_task = kit::telemetry::spawn(
+            "admin-server",
+            kit::admin::serve(admin, admin_router, admin_stop.clone().cancelled_owned()),
+        );
         tracing::info!(http = %local, admin = %settings.admin.port, "gateway serving");
         tokio::select! {
             () = signal => {}

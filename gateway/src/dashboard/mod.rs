@@ -43,7 +43,10 @@ struct DashboardState {
 /// drains, which would otherwise wait for streams that never end).
 pub fn router(registry: Registry, resolver: Resolver, stop: CancellationToken) -> Router {
     let (tx, snapshots) = watch::channel::<Arc<str>>(Arc::from("{}"));
-    tokio::spawn(sample(registry, resolver, tx, stop.clone()));
+    kit::telemetry::spawn(
+        "dashboard-sampler",
+        sample(registry, resolver, tx, stop.clone()),
+    );
     Router::new()
         .route("/admin/dashboard", get(|| async { Html(PAGE) }))
         .route("/admin/dashboard/snapshot", get(snapshot))

@@ -109,7 +109,7 @@ impl Registrar {
             lease: lease.clone(),
         };
         let stopped = stop.clone();
-        let task = tokio::spawn(async move {
+        let task = crate::telemetry::spawn("registrar", async move {
             tokio::select! {
                 () = stopped.cancelled() => {}
                 () = gate => supervisor.run(stopped).await,

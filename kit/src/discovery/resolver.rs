@@ -96,7 +96,7 @@ impl Resolver {
             inner.resyncs.clone(),
         );
         let stop = CancellationToken::new();
-        tokio::spawn(inner.clone().run(stop.clone()));
+        crate::telemetry::spawn("resolver", inner.clone().run(stop.clone()));
         Self {
             inner,
             _stop: Arc::new(stop.drop_guard()),

@@ -303,7 +303,8 @@ impl GrpcServer {
             .add_routes(routes.routes());
         let drain = CancellationToken::new();
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let mut serving = tokio::spawn(
+        let mut serving = crate::telemetry::spawn(
+            "grpc-server",
             server.serve_with_incoming_shutdown(incoming, drain.clone().cancelled_owned()),
         );
 
@@ -328,18 +329,19 @@ impl GrpcServer {
         );
         let registered = registrar.registered();
         let (ready_tx, ready_rx) = watch::channel(false);
-        let follow = tokio::spawn(follow_registration(
-            registered,
-            health.clone(),
-            services.clone(),
-            ready_tx,
-        ));
+        let follow = crate::telemetry::spawn(
+            "follow-registration",
+            follow_registration(registered, health.clone(), services.clone(), ready_tx),
+        );
         let admin_stop = CancellationToken::new();
-        let admin_task = tokio::spawn(admin::serve(
-            admin,
-            admin::router(registry.clone(), admin::follow(ready_rx)),
-            admin_stop.clone().cancelled_owned(),
-        ));
+        let admin_task = crate::telemetry::spawn(
+            "admin-server",
+            admin::serve(
+                admin,
+                admin::router(registry.clone(), admin::follow(ready_rx)),
+                admin_stop.clone().cancelled_owned(),
+            ),
+        );
         tracing::info!(service = %name, grpc = %local_addr, admin = %admin_addr, "serving");
 
         let early = tokio::select! {

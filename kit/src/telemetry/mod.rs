@@ -11,6 +11,9 @@
 pub mod propagation;
 pub mod report;
 mod sentry_init;
+mod task;
+
+pub use task::spawn;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,6 +97,12 @@ pub enum TelemetryError {
     SampleRatio(f64),
     #[error("invalid telemetry.sentry_dsn: {0}")]
     SentryDsn(String),
+    #[error(
+        "telemetry.sentry_dsn is https, but this build has no TLS for Sentry: \
+         build with `--features kit/sentry-tls` (the Docker image does) or send \
+         to a plain-HTTP relay"
+    )]
+    SentryTls,
     #[error("the global trace-context propagator is a no-op")]
     Propagator,
     #[error("cannot start the OTLP exporter: {0}")]

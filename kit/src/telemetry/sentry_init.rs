@@ -34,6 +34,9 @@ pub(super) fn init(
         .expose_secret()
         .parse()
         .map_err(|e: sentry::types::ParseDsnError| TelemetryError::SentryDsn(e.to_string()))?;
+    if dsn.scheme() == sentry::types::Scheme::Https && !cfg!(feature = "sentry-tls") {
+        return Err(TelemetryError::SentryTls);
+    }
     let environment = environment
         .map(str::to_owned)
         .or_else(|| std::env::var("APP_ENVIRONMENT").ok())
@@ -110,6 +113,15 @@ fn is_sensitive(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(not(feature = "sentry-tls"))]
+    #[test]
+    fn an_https_dsn_is_refused_by_a_build_without_tls() {
+        let dsn = SecretString::from("https://key@o1.ingest.sentry.io/42");
+        let error = init("svc", &dsn, None).err().expect("refused");
+        assert!(matches!(error, TelemetryError::SentryTls), "{error}");
+        assert!(error.to_string().contains("kit/sentry-tls"));
+    }
 
     #[test]
     fn fields_named_like_secrets_are_redacted_at_any_depth() {
