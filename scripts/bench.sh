@@ -11,7 +11,9 @@
 #      again, open loop at the same rate and wrk: the pages must stay 200,
 #      marked degraded, and fast;
 #   3. the bare skeleton (bench crate: axum + plain tonic + canned data, same
-#      process topology) under the same article-list load;
+#      process topology) under the same article-list load, and the same open
+#      loop direct vs through its gateway (what the extra hop costs with no
+#      platform at all);
 #   4. an axum hello-world under the same load (the HTTP ceiling).
 #
 # Repeated for each runtime flavour in WORKERS ("0 1": one worker per core,
@@ -140,6 +142,7 @@ bench_flavour() {
   STACK_BIN=$BIN STACK_DATA=$DATA_DIR STACK_LOGS=$LOGS/w$w STACK_WORKERS=$w
   stack_check_ports
   stack_start
+  stack_rss "$w/start" VmRSS rss
   say "seeding $ARTICLES articles and $COMMENTS comments"
   local seeded
   seeded=$("$BIN/loadgen" seed "$STACK_URL" --articles "$ARTICLES" --comments "$COMMENTS")
@@ -192,6 +195,11 @@ bench_flavour() {
   R[$w/skeleton/bytes]=$(curl -fsS "http://127.0.0.1:$SKELETON_PORT$LIST_PATH" | wc -c)
   wrk_stage "$w/skeleton" "http://127.0.0.1:$SKELETON_PORT$LIST_PATH" list \
     gateway="${extra_pids[3]}" user="${extra_pids[0]}" content="${extra_pids[1]}" comment="${extra_pids[2]}"
+  say "open loop at $half/s for ${LATENCY_DURATION}s: the skeleton, through its gateway and directly"
+  parse "$w/skelvia" "$("$BIN/loadgen" http "http://127.0.0.1:$SKELETON_PORT$LIST_PATH" --rate "$half" --duration "$LATENCY_DURATION" | grep '^RESULT')"
+  parse "$w/skeldirect" "$("$BIN/loadgen" grpc-page --user "127.0.0.1:$SKELETON_GRPC_PORT" \
+    --content "127.0.0.1:$((SKELETON_GRPC_PORT + 1))" --comment "127.0.0.1:$((SKELETON_GRPC_PORT + 2))" \
+    --rate "$half" --duration "$LATENCY_DURATION" | grep '^RESULT')"
   stop_extra
 
   # 4. The HTTP ceiling.
@@ -209,14 +217,14 @@ LOAD_AFTER=$(uptime)
 # Every stage must have produced numbers; the smoke run checks only this.
 missing=()
 for w in $WORKERS; do
-  for stage in mix list skeleton hello via direct down listdown; do
+  for stage in mix list skeleton hello via direct down listdown skelvia skeldirect; do
     for field in rps p50_ms p99_ms requests; do
       [ -n "${R[$w/$stage/$field]:-}" ] || missing+=("$w/$stage/$field")
     done
     [ "${R[$w/$stage/requests]:-0}" -gt 0 ] || missing+=("$w/$stage: no requests")
   done
   for name in gateway user content comment; do
-    for key in idle/rss mix/rss peak/rss; do
+    for key in start/rss idle/rss mix/rss peak/rss; do
       v=${R[$w/$key"_"$name]:-?}
       [ "$v" != "?" ] || missing+=("$w/$key $name")
     done
@@ -254,10 +262,11 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
   echo
   echo "Open loop at half the article list's maximum (same page: ListArticles, then BatchGetUsers ∥ CountComments):"
   echo
-  echo "| workers | rate/s | direct gRPC p50 / p99 ms | via gateway p50 / p99 ms | gateway adds at p99 (target ≤ 1 ms) | errors direct / via |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| workers | rate/s | target | direct gRPC p50 / p99 ms | via gateway p50 / p99 ms | gateway adds at p99 (target ≤ 1 ms) | errors direct / via |"
+  echo "|---|---:|---|---:|---:|---:|---:|"
   for w in $WORKERS; do
-    echo "| $w | ${R[$w/half/rate]:-?} | ${R[$w/direct/p50_ms]:-?} / ${R[$w/direct/p99_ms]:-?} | ${R[$w/via/p50_ms]:-?} / ${R[$w/via/p99_ms]:-?} | **$(minus "${R[$w/via/p99_ms]:-0}" "${R[$w/direct/p99_ms]:-0}")** | ${R[$w/direct/errors]:-?} / ${R[$w/via/errors]:-?} |"
+    echo "| $w | ${R[$w/half/rate]:-?} | platform | ${R[$w/direct/p50_ms]:-?} / ${R[$w/direct/p99_ms]:-?} | ${R[$w/via/p50_ms]:-?} / ${R[$w/via/p99_ms]:-?} | **$(minus "${R[$w/via/p99_ms]:-0}" "${R[$w/direct/p99_ms]:-0}")** | ${R[$w/direct/errors]:-?} / ${R[$w/via/errors]:-?} |"
+    echo "| $w | ${R[$w/half/rate]:-?} | bare skeleton | ${R[$w/skeldirect/p50_ms]:-?} / ${R[$w/skeldirect/p99_ms]:-?} | ${R[$w/skelvia/p50_ms]:-?} / ${R[$w/skelvia/p99_ms]:-?} | $(minus "${R[$w/skelvia/p99_ms]:-0}" "${R[$w/skeldirect/p99_ms]:-0}") | ${R[$w/skeldirect/errors]:-?} / ${R[$w/skelvia/errors]:-?} |"
   done
   echo
   echo "Article list with the comment service killed (SIGKILL) vs up: the same open loop rate, and wrk (closed loop):"
@@ -280,15 +289,15 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
     echo "| $w | hello | ${R[$w/hello/cpu_hello]:-?} | | | | ${R[$w/hello/cpu_hello]:-?} |"
   done
   echo
-  echo "RSS in MiB (targets: idle ≤ 30, under load ≤ 100): idle after start and seeding; VmRSS three quarters into the mix; VmHWM (peak) at the end."
+  echo "RSS in MiB (targets: idle ≤ 30, under load ≤ 100): idle at start (ready, before any request) and 1 s after seeding (users signed up, articles and comments written); VmRSS three quarters into the mix; VmHWM (peak) at the end."
   echo
-  echo "| workers | process | idle | under the mix | peak |"
-  echo "|---|---|---:|---:|---:|"
+  echo "| workers | process | idle at start | after seeding | under the mix | peak |"
+  echo "|---|---|---:|---:|---:|---:|"
   for w in $WORKERS; do
     for name in gateway user content comment; do
-      echo "| $w | $name | ${R[$w/idle/rss_$name]:-?} | ${R[$w/mix/rss_$name]:-?} | ${R[$w/peak/rss_$name]:-?} |"
+      echo "| $w | $name | ${R[$w/start/rss_$name]:-?} | ${R[$w/idle/rss_$name]:-?} | ${R[$w/mix/rss_$name]:-?} | ${R[$w/peak/rss_$name]:-?} |"
     done
-    echo "| $w | skeleton gateway | | ${R[$w/skeleton/rss_gateway]:-?} | |"
+    echo "| $w | skeleton gateway | | | ${R[$w/skeleton/rss_gateway]:-?} | |"
   done
 } | tee "$OUT"
 echo

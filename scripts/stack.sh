@@ -87,16 +87,20 @@ stack_start() {
   for _ in $(seq 1 100); do stack_port_open "$STACK_ETCD_PORT" && break; sleep 0.1; done
 
   mkdir -p "$STACK_DATA"
-  local i=0 service
+  local i=0 service tuning
   for service in "${STACK_SERVICES[@]}"; do
     stack_say "starting $service"
+    # argon2's 19 MiB per hash goes back to the OS when the hash ends, not
+    # whenever mimalloc next purges (the Dockerfile's user image does the same).
+    tuning=()
+    [ "$service" = user ] && tuning=(MIMALLOC_PURGE_DELAY=0)
     APP_ENVIRONMENT=local \
     APP_CONFIG_DIR="services/$service/config" \
     APP_PLATFORM__GRPC__PORT=$((STACK_GRPC_PORT + i)) \
     APP_PLATFORM__ADMIN__PORT=$((STACK_ADMIN_PORT + 1 + i)) \
     APP_PLATFORM__DISCOVERY__ENDPOINTS="[\"$STACK_ETCD\"]" \
     APP_DATABASE__URL="sqlite://$STACK_DATA/$service.db" \
-      stack_spawn "$service" env ${STACK_WORKERS:+APP_PLATFORM__RUNTIME__WORKER_THREADS=$STACK_WORKERS} \
+      stack_spawn "$service" env "${tuning[@]}" ${STACK_WORKERS:+APP_PLATFORM__RUNTIME__WORKER_THREADS=$STACK_WORKERS} \
         "$STACK_BIN/$service"
     i=$((i + 1))
   done
