@@ -14,6 +14,12 @@
 //! Retries are not a layer: they live in one place only, the gateway, for
 //! idempotent reads ([`retry`]), so a sick service never sees retries of
 //! retries.
+//!
+//! Breakers and bulkheads live as long as the process, as Hystrix's do: one
+//! pair per method, made on its first call ([`Breakers`]), shared by every
+//! channel calling it. Layers and their futures hold `&'static` references
+//! to them, so a call bumps no reference count that every core would
+//! contend for (docs/benchmarks.md has the figures).
 
 pub mod breaker;
 pub mod bulkhead;
