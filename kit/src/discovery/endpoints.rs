@@ -277,7 +277,12 @@ impl EndpointSet {
                 _ => self.connect(instance),
             })
             .collect();
-        self.store(next);
+        // A periodic resync usually finds what we already have: say nothing.
+        let unchanged = next.len() == current.len()
+            && next.iter().zip(current.iter()).all(|(a, b)| Arc::ptr_eq(a, b));
+        if !unchanged {
+            self.store(next);
+        }
     }
 
     /// Adds or updates one instance.
