@@ -37,7 +37,10 @@ impl Expiry<String, Entry> for PerEntryTtl {
 }
 
 pub(super) struct LocalStore {
-    entries: Cache<String, Entry>,
+    /// foldhash instead of SipHash: a page of 20 counts is 20 lookups, an
+    /// eighth of the comment service's CPU in a profile (seeded per process,
+    /// so keys built from request ids cannot be aimed at one bucket).
+    entries: Cache<String, Entry, foldhash::quality::RandomState>,
 }
 
 impl LocalStore {
@@ -46,7 +49,7 @@ impl LocalStore {
             entries: Cache::builder()
                 .max_capacity(max_entries)
                 .expire_after(PerEntryTtl)
-                .build(),
+                .build_with_hasher(foldhash::quality::RandomState::default()),
         }
     }
 

@@ -279,7 +279,10 @@ impl EndpointSet {
             .collect();
         // A periodic resync usually finds what we already have: say nothing.
         let unchanged = next.len() == current.len()
-            && next.iter().zip(current.iter()).all(|(a, b)| Arc::ptr_eq(a, b));
+            && next
+                .iter()
+                .zip(current.iter())
+                .all(|(a, b)| Arc::ptr_eq(a, b));
         if !unchanged {
             self.store(next);
         }

@@ -18,10 +18,13 @@ mod server;
 mod service;
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 pub use error::TimedOut;
 pub use future::ResponseFuture;
@@ -40,6 +43,47 @@ pub fn scope<F: Future>(deadline: Instant, future: F) -> TaskLocalFuture<Instant
         _ => deadline,
     };
     DEADLINE.scope(deadline, future)
+}
+
+/// When a [`Timer`] fires.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Until {
+    Deadline(Instant),
+    /// A budget counted from the moment the timer is armed.
+    After(Duration),
+}
+
+pin_project! {
+    /// A timer armed only when the call first has to wait: a call that
+    /// answers on its first poll (a cache hit, a rejection) never touches
+    /// the timer wheel or clones the runtime handle, and arming costs
+    /// nothing next to the wait it bounds.
+    #[project = TimerProj]
+    pub(crate) enum Timer {
+        Idle { until: Until },
+        Armed { #[pin] sleep: Sleep },
+    }
+}
+
+impl Timer {
+    pub(crate) fn new(until: Until) -> Self {
+        Self::Idle { until }
+    }
+
+    /// Arms the timer if it is idle, then polls it.
+    pub(crate) fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let TimerProj::Idle { until } = self.as_mut().project() {
+            let sleep = match *until {
+                Until::Deadline(at) => tokio::time::sleep_until(at),
+                Until::After(budget) => tokio::time::sleep(budget),
+            };
+            self.set(Self::Armed { sleep });
+        }
+        match self.project() {
+            TimerProj::Armed { sleep } => sleep.poll(cx),
+            TimerProj::Idle { .. } => Poll::Pending,
+        }
+    }
 }
 
 /// The deadline of the current task, if one was set.

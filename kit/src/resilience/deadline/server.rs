@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower::{Layer, Service};
 
-use super::{DEADLINE, decode};
+use super::{DEADLINE, Timer, Until, decode};
 
 /// Applies the caller's deadline to the handler (see the module docs).
 #[derive(Debug, Clone, Default)]
@@ -68,7 +68,7 @@ where
                 let deadline = Instant::now() + budget;
                 ServerFuture::Bounded {
                     inner: DEADLINE.scope(deadline, self.inner.call(request)),
-                    sleep: tokio::time::sleep_until(deadline),
+                    timer: Timer::new(Until::Deadline(deadline)),
                 }
             }
         }
@@ -83,7 +83,7 @@ pin_project! {
             #[pin]
             inner: TaskLocalFuture<Instant, F>,
             #[pin]
-            sleep: Sleep,
+            timer: Timer,
         },
     }
 }
@@ -97,11 +97,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             Proj::Unbounded { inner } => inner.poll(cx),
-            Proj::Bounded { inner, sleep } => {
+            Proj::Bounded { inner, timer } => {
                 if let Poll::Ready(result) = inner.poll(cx) {
                     return Poll::Ready(result);
                 }
-                ready!(sleep.poll(cx));
+                ready!(timer.poll_expired(cx));
                 // Answering drops the handler: its work stops here.
                 tracing::debug!("deadline exceeded; handler cancelled");
                 Poll::Ready(Ok(
