@@ -10,15 +10,16 @@
 #
 #   scripts/bench-latency.sh                     # RATE=2000 ROUNDS=5 DURATION=10
 #   RATE=3000 ROUNDS=7 scripts/bench-latency.sh
+#   WORKERS=1 scripts/bench-latency.sh           # tokio workers per process (0 = one per core)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
 
-RATE=${RATE:-2000} ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-10} BIN=${BIN:-target/release}
+RATE=${RATE:-2000} ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-10} BIN=${BIN:-target/release} WORKERS=${WORKERS:-0}
 LIST_PATH="/api/v1/articles?limit=20"
 STACK_PORT=18080 STACK_GRPC_PORT=50151 STACK_ADMIN_PORT=19100 STACK_ETCD_PORT=22479
 SKELETON_PORT=18081 SKELETON_GRPC_PORT=50161
-STACK_BIN=$BIN STACK_LOGS=target/bench/logs/latency
+STACK_BIN=$BIN STACK_WORKERS=$WORKERS STACK_LOGS=target/bench/logs/latency
 STACK_DATA=$(mktemp -d "${TMPDIR:-/tmp}/newsroom-latency.XXXXXX")
 mkdir -p "$STACK_LOGS"
 skeleton=()
@@ -35,10 +36,10 @@ stack_check_ports
 stack_start
 "$BIN/loadgen" seed "$STACK_URL" --articles 100 --comments 200 >/dev/null
 for i in 0 1 2; do
-  "$BIN/skeleton-service" "127.0.0.1:$((SKELETON_GRPC_PORT + i))" >"$STACK_LOGS/skeleton-$i.log" 2>&1 &
+  APP_PLATFORM__RUNTIME__WORKER_THREADS=$WORKERS "$BIN/skeleton-service" "127.0.0.1:$((SKELETON_GRPC_PORT + i))" >"$STACK_LOGS/skeleton-$i.log" 2>&1 &
   skeleton+=("$!")
 done
-"$BIN/skeleton-gateway" "127.0.0.1:$SKELETON_PORT" --user "127.0.0.1:$SKELETON_GRPC_PORT" \
+APP_RUNTIME__WORKER_THREADS=$WORKERS "$BIN/skeleton-gateway" "127.0.0.1:$SKELETON_PORT" --user "127.0.0.1:$SKELETON_GRPC_PORT" \
   --content "127.0.0.1:$((SKELETON_GRPC_PORT + 1))" --comment "127.0.0.1:$((SKELETON_GRPC_PORT + 2))" \
   >"$STACK_LOGS/skeleton-gateway.log" 2>&1 &
 skeleton+=("$!")
@@ -73,5 +74,5 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 echo
 for target in platform skeleton; do
-  echo "median that the $target's gateway adds at p99 over $ROUNDS rounds at $RATE/s: $(tr ' ' '\n' <<<"${adds[$target]}" | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }') ms"
+  echo "median that the $target's gateway adds at p99 over $ROUNDS rounds at $RATE/s, $WORKERS workers: $(tr ' ' '\n' <<<"${adds[$target]}" | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }') ms"
 done

@@ -39,3 +39,14 @@ pub fn runtime(var: &str) -> anyhow::Result<tokio::runtime::Runtime> {
 pub const GATEWAY_WORKERS: &str = "APP_RUNTIME__WORKER_THREADS";
 /// The services' knob (`platform.runtime.worker_threads`).
 pub const SERVICE_WORKERS: &str = "APP_PLATFORM__RUNTIME__WORKER_THREADS";
+
+/// Serves `router` on `listen` with Nagle off on every connection, as the
+/// gateway does, so the comparison is like for like.
+pub async fn serve(listen: &str, router: axum::Router) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = tokio::net::TcpListener::bind(listen).await?.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router).await?;
+    Ok(())
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::response::IntoResponse;
+use axum::serve::ListenerExt;
 use kit::client::Clients;
 use kit::discovery::Resolver;
 use kit::metrics::{HttpMetrics, HttpMetricsLayer, Registry};
@@ -159,9 +160,18 @@ impl Gateway {
         let drain = CancellationToken::new();
         let mut serving = kit::telemetry::spawn(
             "http-server",
-            axum::serve(http, router)
-                .with_graceful_shutdown(drain.clone().cancelled_owned())
-                .into_future(),
+            // Nagle off, as tonic does for gRPC: a response written in two
+            // pieces must not wait for the client's delayed ACK.
+            axum::serve(
+                http.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "TCP_NODELAY not set");
+                    }
+                }),
+                router,
+            )
+            .with_graceful_shutdown(drain.clone().cancelled_owned())
+            .into_future(),
         );
         let admin_stop = CancellationToken::new();
         let admin_task = kit::telemetry::spawn(

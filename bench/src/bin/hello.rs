@@ -4,9 +4,5 @@
 fn main() -> anyhow::Result<()> {
     let args = bench::args::Args::from_env()?;
     let listen = args.positional(0, "listen address")?.to_owned();
-    bench::runtime(bench::GATEWAY_WORKERS)?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        axum::serve(listener, bench::hello::router()).await?;
-        Ok(())
-    })
+    bench::runtime(bench::GATEWAY_WORKERS)?.block_on(bench::serve(&listen, bench::hello::router()))
 }

@@ -12,8 +12,6 @@ fn main() -> anyhow::Result<()> {
             &args.required::<String>("user")?,
             &args.required::<String>("comment")?,
         )?;
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        axum::serve(listener, bench::skeleton::gateway(clients)).await?;
-        Ok(())
+        bench::serve(&listen, bench::skeleton::gateway(clients)).await
     })
 }
