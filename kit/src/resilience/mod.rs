@@ -27,6 +27,7 @@ pub mod deadline;
 mod guard;
 mod registry;
 pub mod retry;
+mod stripe;
 
 use std::collections::HashMap;
 use std::time::Duration;

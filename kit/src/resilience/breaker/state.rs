@@ -8,7 +8,7 @@
 //! benign races of two threads rolling the same bucket (a few counts may land
 //! in the bucket being reset, which is within the window's own granularity).
 
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
@@ -16,6 +16,7 @@ use crossbeam_utils::CachePadded;
 use serde::{Deserialize, Serialize};
 
 use super::BreakerSettings;
+use crate::resilience::stripe;
 
 /// What the breaker does with calls (Hystrix semantics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,25 +99,6 @@ struct Cell {
     totals: [AtomicU64; 5],
 }
 
-/// The stripe of the calling thread: threads take stripes round-robin the
-/// first time they count anything.
-fn stripe_of_thread(stripes: usize) -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    STRIPE.with(|s| *s) % stripes
-}
-
-/// Enough stripes that the runtime's worker threads rarely share one.
-fn stripe_count() -> usize {
-    std::thread::available_parallelism()
-        .map_or(4, usize::from)
-        .saturating_mul(2)
-        .clamp(2, 32)
-        .next_power_of_two()
-}
-
 /// Counts of the rolling window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
@@ -185,7 +167,7 @@ impl Circuit {
     pub fn new(name: impl Into<String>, settings: BreakerSettings) -> Self {
         let buckets = settings.buckets.max(1);
         let slice_nanos = (settings.window.as_nanos() as u64 / u64::from(buckets)).max(1);
-        let stripes = stripe_count();
+        let stripes = stripe::count();
         Self {
             name: name.into(),
             state: AtomicU8::new(CLOSED),
@@ -421,7 +403,7 @@ impl Circuit {
     /// slice.
     fn count(&self, index: usize) {
         let now = self.slice_now();
-        let at = stripe_of_thread(self.stripes) * self.buckets + now as usize % self.buckets;
+        let at = stripe::of_thread(self.stripes) * self.buckets + now as usize % self.buckets;
         let cell = &self.cells[at];
         let slice = cell.slice.load(Ordering::Acquire);
         if slice != now

@@ -3,16 +3,27 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
+use super::permits::Permits;
 use super::{AdaptiveSettings, BulkheadFull, BulkheadSettings};
 use crate::resilience::Outcome;
 
-/// The shared counter of one bulkhead.
+/// How calls in flight are counted.
+#[derive(Debug)]
+enum InFlight {
+    /// A fixed limit: permits in per-thread reserves, no line shared by
+    /// every call.
+    Permits(Permits),
+    /// Unlimited or adaptive: one counter, alone on its line so that it
+    /// does not drag the read-mostly fields between cores. (The adaptive
+    /// limit is itself written by every call, so striping would not help.)
+    Counter(CachePadded<AtomicUsize>),
+}
+
+/// The shared state of one bulkhead.
 #[derive(Debug)]
 pub struct Limiter {
     name: String,
-    /// The one line every call writes, alone so that it does not drag the
-    /// read-mostly fields (or a neighbouring allocation) between cores.
-    in_flight: CachePadded<AtomicUsize>,
+    in_flight: InFlight,
     /// The current limit as `f64` bits (fractional for AIMD's additive step).
     limit: AtomicU64,
     adaptive: Option<AdaptiveSettings>,
@@ -26,9 +37,13 @@ impl Limiter {
             None if settings.max_concurrent == 0 => f64::INFINITY,
             None => settings.max_concurrent as f64,
         };
+        let in_flight = match settings.max_concurrent {
+            n if n > 0 && settings.adaptive.is_none() => InFlight::Permits(Permits::new(n)),
+            _ => InFlight::Counter(CachePadded::new(AtomicUsize::new(0))),
+        };
         Self {
             name: name.into(),
-            in_flight: CachePadded::new(AtomicUsize::new(0)),
+            in_flight,
             limit: AtomicU64::new(initial.to_bits()),
             adaptive: settings.adaptive.clone(),
             rejections: AtomicU64::new(0),
@@ -59,7 +74,10 @@ impl Limiter {
     }
 
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
+        match &self.in_flight {
+            InFlight::Permits(permits) => permits.in_use(),
+            InFlight::Counter(counter) => counter.load(Ordering::Relaxed),
+        }
     }
 
     pub fn rejections(&self) -> u64 {
@@ -69,11 +87,19 @@ impl Limiter {
     /// Takes a slot, or says why not.
     pub(super) fn try_acquire(&self) -> Result<(), BulkheadFull> {
         let limit = self.limit();
-        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if before < limit {
+        let acquired = match &self.in_flight {
+            InFlight::Permits(permits) => permits.acquire(),
+            InFlight::Counter(counter) => {
+                let before = counter.fetch_add(1, Ordering::AcqRel);
+                before < limit || {
+                    counter.fetch_sub(1, Ordering::AcqRel);
+                    false
+                }
+            }
+        };
+        if acquired {
             Ok(())
         } else {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
             self.rejections.fetch_add(1, Ordering::Relaxed);
             Err(BulkheadFull {
                 bulkhead: self.name.clone(),
@@ -84,7 +110,11 @@ impl Limiter {
 
     /// Gives a slot back and, when adaptive, learns from how the call went.
     pub(super) fn release(&self, outcome: Option<(Outcome, Duration)>) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let counter = match &self.in_flight {
+            InFlight::Permits(permits) => return permits.release(),
+            InFlight::Counter(counter) => counter,
+        };
+        counter.fetch_sub(1, Ordering::AcqRel);
         let (Some(adaptive), Some((outcome, latency))) = (&self.adaptive, outcome) else {
             return;
         };

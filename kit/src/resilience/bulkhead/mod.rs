@@ -13,6 +13,7 @@ mod error;
 mod future;
 mod layer;
 mod limiter;
+mod permits;
 mod service;
 
 use std::time::Duration;

@@ -1,0 +1,24 @@
+//! Per-thread stripes: counters that every call writes are split into one
+//! cache line per thread stripe, so cores calling the same method do not
+//! pass a line back and forth; readers sum the stripes.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The stripe of the calling thread among `stripes`: threads take stripes
+/// round-robin the first time they ask.
+pub(crate) fn of_thread(stripes: usize) -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    STRIPE.with(|s| *s) % stripes
+}
+
+/// Enough stripes that the runtime's worker threads rarely share one.
+pub(crate) fn count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, usize::from)
+        .saturating_mul(2)
+        .clamp(2, 32)
+        .next_power_of_two()
+}
