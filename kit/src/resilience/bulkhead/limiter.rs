@@ -86,26 +86,25 @@ impl Limiter {
 
     /// Takes a slot, or says why not.
     pub(super) fn try_acquire(&self) -> Result<(), BulkheadFull> {
-        let limit = self.limit();
         let acquired = match &self.in_flight {
             InFlight::Permits(permits) => permits.acquire(),
             InFlight::Counter(counter) => {
-                let before = counter.fetch_add(1, Ordering::AcqRel);
-                before < limit || {
+                if counter.fetch_add(1, Ordering::AcqRel) < self.limit() {
+                    true
+                } else {
                     counter.fetch_sub(1, Ordering::AcqRel);
                     false
                 }
             }
         };
         if acquired {
-            Ok(())
-        } else {
-            self.rejections.fetch_add(1, Ordering::Relaxed);
-            Err(BulkheadFull {
-                bulkhead: self.name.clone(),
-                limit,
-            })
+            return Ok(());
         }
+        self.rejections.fetch_add(1, Ordering::Relaxed);
+        Err(BulkheadFull {
+            bulkhead: self.name.clone(),
+            limit: self.limit(),
+        })
     }
 
     /// Gives a slot back and, when adaptive, learns from how the call went.
