@@ -2,6 +2,7 @@
 //! cache line per thread stripe, so cores calling the same method do not
 //! pass a line back and forth; readers sum the stripes.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The stripe of the calling thread among `stripes`: threads take stripes
@@ -15,10 +16,15 @@ pub(crate) fn of_thread(stripes: usize) -> usize {
 }
 
 /// Enough stripes that the runtime's worker threads rarely share one.
+/// Worked out once: `available_parallelism` reads cgroup files, and every
+/// breaker and bulkhead asks when its method is first called.
 pub(crate) fn count() -> usize {
-    std::thread::available_parallelism()
-        .map_or(4, usize::from)
-        .saturating_mul(2)
-        .clamp(2, 32)
-        .next_power_of_two()
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(4, usize::from)
+            .saturating_mul(2)
+            .clamp(2, 32)
+            .next_power_of_two()
+    })
 }
