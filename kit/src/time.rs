@@ -9,16 +9,22 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-/// Nanoseconds on tokio's clock (pausable in tests) since the first call,
-/// never 0: a cheap, atomically storable instant for hot-path state such as
-/// breaker windows and endpoint ejections.
+/// Nanoseconds on tokio's clock (pausable in tests), never 0: a cheap,
+/// atomically storable instant for hot-path state such as breaker windows
+/// and endpoint ejections. Only differences and order mean anything.
 pub fn monotonic_nanos() -> u64 {
+    // Counted from the first caller's instant, moved 2^62 ns (146 years)
+    // up so that an earlier instant still maps below it instead of
+    // saturating: test runtimes with paused clocks each start at their own
+    // creation time, and the first caller in the process may be a later one.
+    const ORIGIN: u64 = 1 << 62;
     static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
     let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
-    tokio::time::Instant::now()
-        .saturating_duration_since(epoch)
-        .as_nanos() as u64
-        + 1
+    let now = tokio::time::Instant::now();
+    match now.checked_duration_since(epoch) {
+        Some(after) => ORIGIN.saturating_add(after.as_nanos() as u64),
+        None => ORIGIN.saturating_sub((epoch - now).as_nanos() as u64),
+    }
 }
 
 /// A stored millisecond timestamp as a protobuf `Timestamp`.
