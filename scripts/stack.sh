@@ -32,7 +32,12 @@ stack_defaults() {
   STACK_ETCD="http://127.0.0.1:$STACK_ETCD_PORT"
 }
 
-stack_say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+# Colour only on a terminal: a log file gets plain text (NO_COLOR honoured).
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  stack_say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+else
+  stack_say() { printf '==> %s\n' "$*"; }
+fi
 
 stack_port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
