@@ -34,6 +34,36 @@ pub struct HttpSettings {
     /// Whole-request budget; past it the caller gets 504.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Base URL clients reach the API at, published as the OpenAPI `servers`
+    /// entry (what /docs sends its requests to). Unset: the bound address,
+    /// or `/` (the document's own origin) when bound to every interface.
+    pub public_url: Option<String>,
+    pub cors: CorsSettings,
+}
+
+/// Which browser pages on other origins may call the API. No origins, the
+/// default, sends no CORS headers: browsers then let only pages served by
+/// the gateway itself (/docs) call it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Exact origins (`https://app.example.com`), or `["*"]` for any.
+    pub allow_origins: Vec<String>,
+    /// Request headers a cross-origin call may send.
+    pub allow_headers: Vec<String>,
+    /// How long a browser may reuse a preflight answer.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+impl Default for CorsSettings {
+    fn default() -> Self {
+        Self {
+            allow_origins: Vec::new(),
+            allow_headers: vec!["authorization".into(), "content-type".into()],
+            max_age: Duration::from_secs(600),
+        }
+    }
 }
 
 impl Default for HttpSettings {
@@ -43,6 +73,8 @@ impl Default for HttpSettings {
             port: 8080,
             body_limit_bytes: 256 * 1024,
             request_timeout: Duration::from_secs(10),
+            public_url: None,
+            cors: CorsSettings::default(),
         }
     }
 }
@@ -126,6 +158,8 @@ pub enum SettingsError {
     NoTime,
     #[error(transparent)]
     Resilience(#[from] kit::resilience::InvalidPolicy),
+    #[error(transparent)]
+    Cors(#[from] crate::cors::InvalidCors),
 }
 
 impl Settings {
@@ -141,6 +175,7 @@ impl Settings {
             return Err(SettingsError::NoTime);
         }
         self.platform.resilience.validate()?;
+        crate::cors::layer(&self.http.cors)?;
         Ok(())
     }
 }

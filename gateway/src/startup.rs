@@ -21,6 +21,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::auth::Tokens;
 use crate::backends::Backends;
+use crate::docs;
 use crate::error::ApiError;
 use crate::routes;
 use crate::settings::Settings;
@@ -59,16 +60,11 @@ impl Gateway {
             readiness: settings.readiness.clone(),
             accepting: accepting_rx,
         };
-        let (api, openapi) = routes::api(settings.http.body_limit_bytes);
-        let openapi = Arc::new(openapi);
-        let router = api
-            .route(
-                "/openapi.json",
-                axum::routing::get(move || {
-                    let openapi = openapi.clone();
-                    async move { axum::Json(openapi.as_ref().clone()) }
-                }),
-            )
+        let http = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
+        let (api, mut openapi) = routes::api(settings.http.body_limit_bytes);
+        openapi.servers = Some(vec![docs::server(&settings.http, http.local_addr()?)]);
+        let mut router = api
+            .merge(docs::router(openapi))
             .with_state(state.clone())
             .layer(
                 // Outermost first.
@@ -102,6 +98,10 @@ impl Gateway {
                         request_deadline,
                     )),
             );
+        // Outermost: a preflight is answered before metrics and timeouts.
+        if let Some(cors) = crate::cors::layer(&settings.http.cors)? {
+            router = router.layer(cors);
+        }
         let dashboard_stop = CancellationToken::new();
         let dashboard = crate::dashboard::router(
             registry.clone(),
@@ -117,7 +117,6 @@ impl Gateway {
             clients.breakers().clone(),
             settings.admin_token.clone(),
         ));
-        let http = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
         let admin = settings.platform.admin.bind().await?;
         Ok(Self {
             settings,
