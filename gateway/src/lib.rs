@@ -4,7 +4,9 @@
 pub mod admin;
 pub mod auth;
 pub mod backends;
+pub mod cors;
 pub mod dashboard;
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod models;
