@@ -175,12 +175,22 @@ stop_all() {
   local status=$1
   $stopping && return
   stopping=true
-  trap - INT TERM HUP USR1
-  stack_say "stopping: gateway and services first (they leave etcd, drain, exit), then etcd"
+  trap - USR1
+  trap force_stop INT TERM HUP
+  stack_say "stopping: gateway and services first (they leave etcd, drain, exit), then etcd (Ctrl-C again: kill them now)"
   stack_stop
   rm -rf "$STACK_RUN_DIR/run.pid" "$STACK_RUN_DIR/requests"
   stack_say "stopped"
   exit "$status"
+}
+# An impatient second Ctrl-C: nobody waits for the graceful path.
+force_stop() {
+  trap - INT TERM HUP EXIT
+  local pid
+  for pid in "${STACK_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  rm -rf "$STACK_RUN_DIR/run.pid" "$STACK_RUN_DIR/requests" "$STACK_RUN_DIR/etcd" "$STACK_RUN_DIR"/*.pid
+  stack_say "killed"
+  exit 130
 }
 # A signal is a request to stop: exit 0. Anything else that ends the script
 # (a failed start-up) keeps its status.
