@@ -40,9 +40,8 @@ stack_defaults
 die() { echo "$*" >&2; exit 1; }
 
 # How to reach this stack from another terminal: the same RUN_STATE.
-again() {
-  if [ "$STACK_RUN_DIR" = target/run ]; then echo "scripts/run.sh $*"; else echo "RUN_STATE=$STACK_RUN_DIR scripts/run.sh $*"; fi
-}
+state_prefix() { [ "$STACK_RUN_DIR" = target/run ] || echo "RUN_STATE=$STACK_RUN_DIR "; }
+again() { echo "$(state_prefix)scripts/run.sh $*"; }
 
 valid_name() {
   local name
@@ -246,7 +245,7 @@ report_death() {
     echo
     stack_say "$name $how; the rest keep serving. Its last lines ($log):"
     tail -n 12 "$log" 2>/dev/null | sed 's/^/    | /'
-    echo "    Start it again:  $(again restart "$name")   (or: make restart NAME=$name)"
+    echo "    Start it again:  $(again restart "$name")   (or: $(state_prefix)make restart NAME=$name)"
     echo
   } >&2
 }
