@@ -17,8 +17,11 @@ temporary DATA and RUN_STATE), then runs the README's code blocks marked
 then stops the stack with SIGINT (what Ctrl-C sends): exit status 0 and no
 WARN or ERROR line after the signal. `make test` runs it (scripts/test.sh).
 
-Knobs: BIN (target/debug), README_TEST_PORT (18380; the admin port is
-PORT+1000, gRPC 50451…, etcd 22779), KEEP=1 keeps the temporary directory.
+Knobs: BIN (target/debug), KEEP=1 keeps the temporary directory. Ports:
+the first free set of gateway 18380, admin 19380…, gRPC 50451…, etcd
+22779… (then +10, +20, …), away from make run's, make loadtest's and
+make bench's, so a developer's make run or a second checkout's test does
+not collide.
 """
 
 import json
@@ -26,6 +29,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,10 +39,30 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BIN", "target/debug")
-PORT = int(os.environ.get("README_TEST_PORT", "18380"))
-ADMIN_PORT = PORT + 1000
-GRPC_PORT = 50451
-ETCD_PORT = 22779
+
+
+def free_ports():
+    """(gateway, admin, first gRPC, etcd): the first set whose every port
+    (services' admin and gRPC ports, etcd's peer port) is free."""
+    for offset in range(0, 200, 10):
+        ports = (18380 + offset, 19380 + offset, 50451 + offset, 22779 + offset)
+        wanted = [ports[0], ports[3], ports[3] + 1]
+        wanted += [ports[1] + i for i in range(4)] + [ports[2] + i for i in range(3)]
+        if all(port_free(p) for p in wanted):
+            return ports
+    return ports
+
+
+def port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+PORT, ADMIN_PORT, GRPC_PORT, ETCD_PORT = free_ports()
 BASE = f"http://127.0.0.1:{PORT}"
 ADMIN = f"http://127.0.0.1:{ADMIN_PORT}"
 # make run's demo admin token (gateway/config/local.yaml).

@@ -80,7 +80,7 @@ cmd_restart() {
     kill -0 "$runner" 2>/dev/null || die "make run stopped"
     sleep 0.1
   done
-  [ -n "$new" ] && [ "$new" != "$old" ] || die "make run did not start $name again within 60 s"
+  if [ -z "$new" ] || [ "$new" = "$old" ]; then die "make run did not start $name again within 60 s"; fi
   STACK_PIDS[$name]=$new
   if ! stack_ready "$name" 60; then
     die "$name (pid $new) did not come up; see the make run terminal or $(stack_log "$name")"
