@@ -174,6 +174,9 @@ stop_all() {
   local status=$1
   $stopping && return
   stopping=true
+  # Finish stopping even when nothing can be printed any more (SIGHUP: the
+  # terminal is gone).
+  set +e
   trap - USR1
   trap force_stop INT TERM HUP
   stack_say "stopping: gateway and services first (they leave etcd, drain, exit), then etcd (Ctrl-C again: kill them now)"
