@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
+step() { if [ -t 1 ]; then printf '\n\033[1;34m==> %s\033[0m\n' "$*"; else printf '\n==> %s\n' "$*"; fi; }
 
 step "format"
 cargo fmt --all -- --check
