@@ -11,7 +11,12 @@ mode=${1:-build}
 ETCD_ENDPOINT=${NEWSROOM_TEST_ETCD:-http://127.0.0.1:2379}
 STATE_DIR=${NEWSROOM_STATE_DIR:-${TMPDIR:-/tmp}/newsroom}
 
-log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+# Colour only on a terminal: a log file gets plain text (NO_COLOR honoured).
+if [ -t 2 ] && [ -z "${NO_COLOR:-}" ]; then
+  log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+else
+  log() { printf '==> %s\n' "$*" >&2; }
+fi
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"

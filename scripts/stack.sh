@@ -45,10 +45,12 @@ stack_defaults() {
   STACK_ETCD="http://127.0.0.1:$STACK_ETCD_PORT"
 }
 
-# Colour only on a terminal, so a redirected log stays plain text.
-stack_say() {
-  if [ -t 1 ]; then printf '\033[1;34m==>\033[0m %s\n' "$*"; else printf '==> %s\n' "$*"; fi
-}
+# Colour only on a terminal: a log file gets plain text (NO_COLOR honoured).
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  stack_say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+else
+  stack_say() { printf '==> %s\n' "$*"; }
+fi
 
 stack_port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -130,8 +132,8 @@ stack_start_services() {
     APP_PLATFORM__GRPC__PORT=$((STACK_GRPC_PORT + i)) \
     APP_PLATFORM__ADMIN__PORT=$((STACK_ADMIN_PORT + 1 + i)) \
     APP_PLATFORM__DISCOVERY__ENDPOINTS="[\"$STACK_ETCD\"]" \
-    APP_DATABASE__URL="sqlite://$STACK_DATA/$service.db" \
       stack_spawn "$service" env "${tuning[@]}" ${STACK_WORKERS:+APP_PLATFORM__RUNTIME__WORKER_THREADS=$STACK_WORKERS} \
+        "APP_${service^^}__DATABASE__URL=sqlite://$STACK_DATA/$service.db" \
         "$STACK_BIN/$service"
   done
 }
@@ -140,10 +142,10 @@ stack_start_gateway() {
   stack_say "starting gateway on 127.0.0.1:$STACK_PORT"
   APP_ENVIRONMENT=local \
   APP_CONFIG_DIR=gateway/config \
-  APP_HTTP__PORT=$STACK_PORT \
-  APP_ADMIN__PORT=$STACK_ADMIN_PORT \
-  APP_DISCOVERY__ENDPOINTS="[\"$STACK_ETCD\"]" \
-    stack_spawn gateway env ${STACK_WORKERS:+APP_RUNTIME__WORKER_THREADS=$STACK_WORKERS} \
+  APP_GATEWAY__HTTP__PORT=$STACK_PORT \
+  APP_PLATFORM__ADMIN__PORT=$STACK_ADMIN_PORT \
+  APP_PLATFORM__DISCOVERY__ENDPOINTS="[\"$STACK_ETCD\"]" \
+    stack_spawn gateway env ${STACK_WORKERS:+APP_PLATFORM__RUNTIME__WORKER_THREADS=$STACK_WORKERS} \
       "$STACK_BIN/gateway"
 }
 

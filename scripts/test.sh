@@ -4,7 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { if [ -t 1 ]; then printf '\n\033[1;34m==> %s\033[0m\n' "$*"; else printf '\n==> %s\n' "$*"; fi; }
+# Colour only on a terminal: a log file gets plain text (NO_COLOR honoured).
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
+else
+  step() { printf '\n==> %s\n' "$*"; }
+fi
 
 step "format"
 cargo fmt --all -- --check

@@ -7,10 +7,10 @@ use gateway::startup::Gateway;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let settings: Settings = kit::config::load(CONFIG_DIR)?;
-    settings.validate()?;
-    let _telemetry = kit::telemetry::init(gateway::SERVICE, &settings.telemetry)?;
-    kit::runtime::build(&settings.runtime)?.block_on(async {
+    // Gateway::build validates the settings before it binds a port.
+    let settings: Settings = kit::config::load(gateway::SERVICE, CONFIG_DIR)?;
+    let _telemetry = kit::telemetry::init(gateway::SERVICE, &settings.platform.telemetry)?;
+    kit::runtime::build(&settings.platform.runtime)?.block_on(async {
         Gateway::build(settings)
             .await?
             .run_until(kit::shutdown::signal())

@@ -9,23 +9,19 @@ pub const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// What every binary shares: admin port, discovery, channels, the
+    /// breakers, bulkheads and timeouts of the calls to the services,
+    /// telemetry, shutdown and runtime. `platform.grpc` is unused here.
+    pub platform: kit::PlatformSettings,
     pub http: HttpSettings,
-    pub admin: kit::admin::AdminSettings,
     pub auth: AuthSettings,
-    pub discovery: kit::discovery::DiscoverySettings,
-    pub channel: kit::discovery::ChannelSettings,
     pub services: ServiceNames,
-    /// Breakers, bulkheads and timeouts of the calls to the services.
-    pub resilience: kit::resilience::ResilienceSettings,
     /// Retries of idempotent reads (the only place that retries).
     pub retry: kit::resilience::retry::RetrySettings,
     /// Bearer token for the operator API on the admin port
     /// (`/admin/breakers`); without one that API answers 403.
     pub admin_token: Option<SecretString>,
     pub readiness: ReadinessSettings,
-    pub telemetry: kit::telemetry::TelemetrySettings,
-    pub shutdown: kit::shutdown::ShutdownSettings,
-    pub runtime: kit::runtime::RuntimeSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -55,7 +51,7 @@ impl Default for HttpSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// HMAC key for session tokens (HS256); at least 32 bytes. Production
-    /// takes it from a Secret (`APP_AUTH__JWT_SECRET`), never from a file.
+    /// takes it from a Secret (`APP_GATEWAY__AUTH__JWT_SECRET`), never from a file.
     pub jwt_secret: SecretString,
     /// How long a session token is valid.
     #[serde(with = "humantime_serde")]
@@ -121,7 +117,7 @@ impl Default for ReadinessSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error(
-        "auth.jwt_secret must be at least 32 bytes (set APP_AUTH__JWT_SECRET to a long random value)"
+        "auth.jwt_secret must be at least 32 bytes (set APP_GATEWAY__AUTH__JWT_SECRET to a long random value)"
     )]
     WeakSecret,
     #[error("http.body_limit_bytes must be positive")]
@@ -144,7 +140,7 @@ impl Settings {
         if self.http.request_timeout.is_zero() {
             return Err(SettingsError::NoTime);
         }
-        self.resilience.validate()?;
+        self.platform.resilience.validate()?;
         Ok(())
     }
 }

@@ -43,8 +43,12 @@ impl Gateway {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         let registry = Registry::new();
-        let resolver = Resolver::spawn(&settings.discovery, &settings.channel, &registry);
-        let clients = Clients::new(&resolver, &registry, &settings.resilience)?;
+        let resolver = Resolver::spawn(
+            &settings.platform.discovery,
+            &settings.platform.channel,
+            &registry,
+        );
+        let clients = Clients::new(&resolver, &registry, &settings.platform.resilience)?;
         let retry = Retry::new(&settings.retry, &registry);
         let (accepting, accepting_rx) = watch::channel(true);
         let state = AppState {
@@ -114,7 +118,7 @@ impl Gateway {
             settings.admin_token.clone(),
         ));
         let http = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
-        let admin = settings.admin.bind().await?;
+        let admin = settings.platform.admin.bind().await?;
         Ok(Self {
             settings,
             http,
@@ -178,7 +182,7 @@ impl Gateway {
             "admin-server",
             kit::admin::serve(admin, admin_router, admin_stop.clone().cancelled_owned()),
         );
-        tracing::info!(http = %local, admin = %settings.admin.port, "gateway serving");
+        tracing::info!(http = %local, admin = %settings.platform.admin.port, "gateway serving");
         tokio::select! {
             () = signal => {}
             result = &mut serving => {
@@ -190,16 +194,16 @@ impl Gateway {
         }
         tracing::info!("shutting down: readiness off");
         accepting.send_replace(false);
-        tokio::time::sleep(settings.shutdown.propagation_delay).await;
+        tokio::time::sleep(settings.platform.shutdown.propagation_delay).await;
         tracing::info!("closing the listener and draining requests");
         drain.cancel();
-        match tokio::time::timeout(settings.shutdown.drain_timeout, &mut serving).await {
+        match tokio::time::timeout(settings.platform.shutdown.drain_timeout, &mut serving).await {
             Ok(result) => {
                 result??;
                 tracing::info!("drained");
             }
             Err(_) => {
-                tracing::warn!(timeout = ?settings.shutdown.drain_timeout, "drain timed out; dropping open requests");
+                tracing::warn!(timeout = ?settings.platform.shutdown.drain_timeout, "drain timed out; dropping open requests");
                 serving.abort();
             }
         }
@@ -209,7 +213,7 @@ impl Gateway {
         admin_stop.cancel();
         let _ = admin_task.await;
         // Last: the spans and reports of the drained requests.
-        kit::telemetry::flush(settings.telemetry.flush_timeout).await;
+        kit::telemetry::flush(settings.platform.telemetry.flush_timeout).await;
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use comment::settings::{CONFIG_DIR, Settings};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let settings: Settings = kit::config::load(CONFIG_DIR)?;
+    let settings: Settings = kit::config::load(comment::SERVICE, CONFIG_DIR)?;
     let _telemetry = kit::telemetry::init(comment::SERVICE, &settings.platform.telemetry)?;
     kit::runtime::build(&settings.platform.runtime)?.block_on(async {
         let server = comment::startup::build(settings).await?;

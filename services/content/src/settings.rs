@@ -10,3 +10,16 @@ pub struct Settings {
 
 /// Where the config files live unless `APP_CONFIG_DIR` says otherwise.
 pub const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checked_in_configs_load() {
+        for environment in ["local", "production"] {
+            let loaded = kit::config::load_files::<Settings>(CONFIG_DIR, environment);
+            assert!(loaded.is_ok(), "{environment}: {loaded:?}");
+        }
+    }
+}
