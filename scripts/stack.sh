@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced, not run: starts a private etcd, the three services and the
 # gateway in the background, and stops them. Used by run.sh (make run),
 # loadtest.sh (make loadtest) and bench.sh (make bench).
