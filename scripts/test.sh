@@ -37,5 +37,8 @@ step "tests"
 cargo test --workspace --all-targets --no-fail-fast
 cargo test --workspace --doc
 
+step "the README's walks against a make run stack (debug binaries)"
+BIN=target/debug scripts/readme-test.py
+
 step "bench smoke"
 scripts/bench.sh --smoke
