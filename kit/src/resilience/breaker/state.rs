@@ -226,6 +226,15 @@ impl Circuit {
             Force::Closed => FORCE_CLOSED,
         };
         self.force.store(value, Ordering::Relaxed);
+        // A trial that ends while an override holds is not recorded, so it
+        // would keep its trial slot for ever: back on auto, a half-open
+        // circuit would short-circuit every call until a reset. An override
+        // therefore hands a half-open circuit fresh trial slots.
+        if self.state.load(Ordering::Acquire) == HALF_OPEN {
+            let trials = self.settings.half_open_calls.max(1);
+            self.successes_needed.store(trials, Ordering::Relaxed);
+            self.trials_left.store(trials, Ordering::Release);
+        }
         tracing::warn!(breaker = %self.name, ?force, "breaker override set by an operator");
     }
 
@@ -579,6 +588,33 @@ mod tests {
         });
         assert_eq!(c.counts().successes, 8_000);
         assert_eq!(c.totals().successes, 8_000);
+    }
+
+    /// Trips the circuit and waits out its sleep window: the next call is
+    /// the half-open trial.
+    async fn trip_and_sleep(c: &Circuit) {
+        run(c, Outcome::Failure, 20);
+        tokio::time::advance(c.settings().sleep_window).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_override_set_while_a_trial_is_in_flight_does_not_strand_the_circuit() {
+        for force in [Force::Open, Force::Closed] {
+            for outcome in [Outcome::Success, Outcome::Failure, Outcome::Neutral] {
+                let c = Circuit::new("t", settings());
+                trip_and_sleep(&c).await;
+                let trial = c.acquire().expect("the trial");
+                c.set_force(force);
+                c.record(trial, outcome);
+                c.set_force(Force::Auto);
+                let next = c.acquire();
+                assert!(
+                    next.is_some(),
+                    "{force:?} during a trial that ended {outcome:?}: back on auto, a call must be let through (state {:?})",
+                    c.state()
+                );
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]
