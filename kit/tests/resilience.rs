@@ -163,3 +163,72 @@ async fn the_deadline_layer_sends_the_budget_as_grpc_timeout() {
         .unwrap();
     assert!(sent <= 40, "{sent}");
 }
+
+/// Never answers; counts the calls that reached it.
+#[derive(Clone, Default)]
+struct Callee {
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Service<http::Request<()>> for Callee {
+    type Response = http::Response<()>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<http::Response<()>, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<()>) -> Self::Future {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_whose_inherited_deadline_is_spent_fails_at_once_without_blaming_the_callee() {
+    let callee = Callee::default();
+    let circuit = Circuit::new(
+        "m",
+        BreakerSettings {
+            request_volume_threshold: 3,
+            ..BreakerSettings::default()
+        },
+    )
+    .into_static();
+    let service = Breaker::new(Deadline::new(callee.clone(), Duration::from_secs(2)), circuit);
+    for left in [0, 1, 2, 4, 0, 3, 1, 2, 4, 0] {
+        // A slow caller with a few milliseconds (or none) of its own budget left.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(left);
+        let error = kit::resilience::deadline::scope(
+            deadline,
+            service.clone().oneshot(http::Request::new(())),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            kit::resilience::status(error).code(),
+            tonic::Code::DeadlineExceeded,
+            "{left} ms left"
+        );
+    }
+    assert_eq!(
+        callee.calls.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing was sent"
+    );
+    assert_eq!(circuit.counts().timeouts, 0, "the callee is not blamed");
+    assert_eq!(circuit.state(), State::Closed);
+
+    // With more than the floor left, the call is sent (and bounded by it).
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
+    let error = kit::resilience::deadline::scope(
+        deadline,
+        service.clone().oneshot(http::Request::new(())),
+    )
+    .await
+    .unwrap_err();
+    assert!(error.is::<kit::resilience::TimedOut>(), "{error}");
+    assert_eq!(callee.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -37,7 +37,7 @@ use tower::BoxError;
 
 pub use breaker::{Breaker, BreakerOpen, BreakerSettings, Circuit, Force, Outcome, State};
 pub use bulkhead::{Bulkhead, BulkheadFull, BulkheadSettings, Limiter};
-pub use deadline::{Deadline, TimedOut};
+pub use deadline::{Deadline, DeadlineSpent, TimedOut};
 pub use guard::{Guarded, Stack};
 pub use registry::{BreakerSnapshot, Breakers};
 
@@ -47,6 +47,11 @@ pub use registry::{BreakerSnapshot, Breakers};
 pub struct Policy {
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// A call left with less than this of its caller's deadline is not
+    /// sent: it fails at once with DEADLINE_EXCEEDED and counts as neutral
+    /// for the breaker (default 5 ms).
+    #[serde(with = "humantime_serde")]
+    pub min_budget: Duration,
     pub breaker: BreakerSettings,
     pub bulkhead: BulkheadSettings,
 }
@@ -55,6 +60,7 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(2),
+            min_budget: deadline::DEFAULT_MIN_BUDGET,
             breaker: BreakerSettings::default(),
             bulkhead: BulkheadSettings::default(),
         }
@@ -147,6 +153,8 @@ pub fn classify<B>(result: &Result<http::Response<B>, BoxError>) -> Outcome {
             Some(_) => Outcome::Neutral,
         },
         Err(error) if error.is::<BulkheadFull>() || error.is::<BreakerOpen>() => Outcome::Rejected,
+        // The caller's deadline was spent before sending: not the callee's doing.
+        Err(error) if error.is::<DeadlineSpent>() => Outcome::Neutral,
         Err(error) if error.is::<TimedOut>() || is_deadline(error) => Outcome::Timeout,
         Err(_) => Outcome::Failure,
     }
@@ -160,7 +168,7 @@ pub fn status(error: BoxError) -> tonic::Status {
         tonic::Status::unavailable(format!("circuit breaker open for {}", open.breaker))
     } else if error.is::<BulkheadFull>() {
         tonic::Status::unavailable("too many calls in flight")
-    } else if error.is::<TimedOut>() || is_deadline(&error) {
+    } else if error.is::<TimedOut>() || error.is::<DeadlineSpent>() || is_deadline(&error) {
         tonic::Status::deadline_exceeded(error.to_string())
     } else {
         match error.downcast::<tonic::Status>() {
