@@ -232,3 +232,43 @@ async fn a_call_whose_inherited_deadline_is_spent_fails_at_once_without_blaming_
     assert!(error.is::<kit::resilience::TimedOut>(), "{error}");
     assert_eq!(callee.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// Fills a bulkhead of one with a call that never ends, then sends 30
+/// more through the breaker above it; returns the breaker's state.
+async fn rejections_through_a_full_bulkhead(breaker: serde_json::Value) -> (State, u64) {
+    let settings: BreakerSettings = serde_json::from_value(breaker).unwrap();
+    let circuit = Circuit::new("m", settings).into_static();
+    let service = Breaker::new(Bulkhead::new(Callee::default(), limiter(1)), circuit);
+    let _hog = tokio::spawn(service.clone().oneshot(http::Request::new(())));
+    tokio::task::yield_now().await;
+    for _ in 0..30 {
+        let error = service
+            .clone()
+            .oneshot(http::Request::new(()))
+            .await
+            .unwrap_err();
+        assert!(
+            error.is::<kit::resilience::BulkheadFull>() || error.is::<kit::resilience::BreakerOpen>(),
+            "{error}"
+        );
+    }
+    (circuit.state(), circuit.counts().rejections)
+}
+
+#[tokio::test(start_paused = true)]
+async fn bulkhead_rejections_trip_the_breaker_only_when_the_method_counts_them() {
+    let (state, rejections) =
+        rejections_through_a_full_bulkhead(serde_json::json!({"count_bulkhead_rejections": true}))
+            .await;
+    assert_eq!(state, State::Open, "counted as failures, as Hystrix does");
+    assert_eq!(rejections, 20, "the 20th rejection trips it; the rest are short-circuited");
+
+    let (state, rejections) =
+        rejections_through_a_full_bulkhead(serde_json::json!({"count_bulkhead_rejections": false}))
+            .await;
+    assert_eq!(state, State::Closed, "neutral: a full bulkhead is our own limit");
+    assert_eq!(rejections, 30);
+
+    let (state, _) = rejections_through_a_full_bulkhead(serde_json::json!({})).await;
+    assert_eq!(state, State::Closed, "the documented default: neutral");
+}

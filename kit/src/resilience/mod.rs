@@ -7,7 +7,8 @@
 //!
 //! 1. [`Breaker`]: rejects at once while the method's circuit is open, so an
 //!    open circuit costs no bulkhead slot and no network; it sees bulkhead
-//!    rejections (neutral) and timeouts (failures) of the layers below.
+//!    rejections (neutral unless the method's `count_bulkhead_rejections`
+//!    says otherwise) and timeouts (failures) of the layers below.
 //! 2. [`Bulkhead`]: bounds calls in flight and rejects the excess at once.
 //! 3. [`Deadline`]: bounds each call by its budget and sends `grpc-timeout`.
 //!

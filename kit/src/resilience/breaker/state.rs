@@ -62,7 +62,8 @@ pub enum Outcome {
     Failure,
     /// A DEADLINE_EXCEEDED or our own timeout: a failure of the callee.
     Timeout,
-    /// A bulkhead below rejected the call: not the callee's fault.
+    /// A bulkhead below rejected the call: neutral, unless the breaker
+    /// counts bulkhead rejections (`count_bulkhead_rejections`).
     Rejected,
     /// The caller's own error (INVALID_ARGUMENT, NOT_FOUND…): says nothing
     /// about the callee's health.
@@ -185,6 +186,20 @@ impl Counts {
         match self.volume() {
             0 => 0,
             v => ((self.failures + self.timeouts) * 100 / v) as u8,
+        }
+    }
+
+    /// Volume and error percentage as a breaker judges them: bulkhead
+    /// rejections count as failed calls when it counts them.
+    pub fn judged(&self, count_rejections: bool) -> (u64, u8) {
+        if !count_rejections {
+            return (self.volume(), self.error_percentage());
+        }
+        let volume = self.volume() + self.rejections;
+        let errors = self.failures + self.timeouts + self.rejections;
+        match volume {
+            0 => (0, 0),
+            v => (v, (errors * 100 / v) as u8),
         }
     }
 }
@@ -390,6 +405,10 @@ impl Circuit {
         if self.force.load(Ordering::Relaxed) != FORCE_AUTO {
             return;
         }
+        let outcome = match outcome {
+            Outcome::Rejected if self.settings.count_bulkhead_rejections => Outcome::Failure,
+            other => other,
+        };
         match (permit, outcome) {
             (Permit::Trial { episode }, outcome) => self.settle(episode, outcome),
             (Permit::Call, Outcome::Failure | Outcome::Timeout) => {
@@ -472,10 +491,17 @@ impl Circuit {
         counts
     }
 
+    /// Volume and error percentage of the current window, as this breaker
+    /// judges them (see [`Counts::judged`]).
+    pub fn health(&self) -> (u64, u8) {
+        self.counts()
+            .judged(self.settings.count_bulkhead_rejections)
+    }
+
     fn should_trip(&self) -> bool {
-        let counts = self.counts();
-        counts.volume() >= u64::from(self.settings.request_volume_threshold)
-            && counts.error_percentage() >= self.settings.error_threshold_percentage
+        let (volume, error_percentage) = self.health();
+        volume >= u64::from(self.settings.request_volume_threshold)
+            && error_percentage >= self.settings.error_threshold_percentage
     }
 
     /// Closed → Open, unless the circuit left `seen` meanwhile.
@@ -494,12 +520,12 @@ impl Circuit {
     }
 
     fn notify(&self, to: State) {
-        let counts = self.counts();
+        let (volume, error_percentage) = self.health();
         match to {
             State::Open => tracing::warn!(
                 breaker = %self.name,
-                volume = counts.volume(),
-                error_percentage = counts.error_percentage(),
+                volume,
+                error_percentage,
                 sleep_window = ?self.settings.sleep_window,
                 "circuit breaker opened"
             ),
@@ -556,6 +582,7 @@ mod tests {
             error_threshold_percentage: 50,
             sleep_window: Duration::from_secs(5),
             half_open_calls: 1,
+            count_bulkhead_rejections: false,
         }
     }
 
