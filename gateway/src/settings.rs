@@ -167,4 +167,37 @@ mod tests {
             Err(SettingsError::WeakSecret)
         ));
     }
+
+    fn with_adaptive_bulkhead(adaptive: serde_json::Value) -> Settings {
+        let mut settings: Settings = kit::config::load_files(CONFIG_DIR, "local").unwrap();
+        settings.resilience = serde_json::from_value(serde_json::json!({
+            "overrides": {"comment.v1.CommentService": {"bulkhead": {"adaptive": adaptive}}}
+        }))
+        .unwrap();
+        settings
+    }
+
+    #[test]
+    fn adaptive_bulkhead_settings_that_cannot_work_are_refused_naming_the_key() {
+        for (adaptive, key) in [
+            (serde_json::json!({"min": 50, "max": 10}), "bulkhead.adaptive.min"),
+            (serde_json::json!({"backoff": 1.5}), "bulkhead.adaptive.backoff"),
+            (serde_json::json!({"backoff": 0.0}), "bulkhead.adaptive.backoff"),
+            (serde_json::json!({"max": 0}), "bulkhead.adaptive.max"),
+            (serde_json::json!({"latency_target": "0s"}), "bulkhead.adaptive.latency_target"),
+        ] {
+            let refused = with_adaptive_bulkhead(adaptive.clone()).validate();
+            let Err(SettingsError::Resilience(error)) = refused else {
+                panic!("{adaptive} was accepted");
+            };
+            let message = error.to_string();
+            assert!(
+                message.contains("comment.v1.CommentService") && message.contains(key),
+                "{adaptive}: {message}"
+            );
+        }
+        with_adaptive_bulkhead(serde_json::json!({"min": 2, "max": 40, "initial": 10}))
+            .validate()
+            .unwrap();
+    }
 }
