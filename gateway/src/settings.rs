@@ -200,4 +200,24 @@ mod tests {
             .validate()
             .unwrap();
     }
+
+    #[test]
+    fn the_readme_states_the_configured_number_of_read_retries() {
+        let settings: Settings = kit::config::load_files(CONFIG_DIR, "local").unwrap();
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let said = ["never retried", "retried once more", "retried twice more"]
+            .get(settings.retry.max_retries as usize)
+            .unwrap_or_else(|| panic!("max_retries {}", settings.retry.max_retries));
+        assert!(
+            readme.contains(&format!("Reads are {said}")),
+            "README does not say \"Reads are {said}\" (max_retries: {})",
+            settings.retry.max_retries
+        );
+        assert_eq!(
+            settings.retry.max_retries,
+            kit::resilience::retry::RetrySettings::default().max_retries,
+            "the checked-in config and the code default agree"
+        );
+    }
 }
