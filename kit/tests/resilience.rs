@@ -272,3 +272,38 @@ async fn bulkhead_rejections_trip_the_breaker_only_when_the_method_counts_them()
     let (state, _) = rejections_through_a_full_bulkhead(serde_json::json!({})).await;
     assert_eq!(state, State::Closed, "the documented default: neutral");
 }
+
+/// Fails the way a tonic channel does when the `grpc-timeout` it was handed
+/// runs out first: tonic enforces the header on the client side too.
+#[derive(Clone)]
+struct TonicTimesOut;
+
+impl Service<http::Request<()>> for TonicTimesOut {
+    type Response = http::Response<()>;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<http::Response<()>, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<()>) -> Self::Future {
+        std::future::ready(Err(tonic::TimeoutExpired(()).into()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn tonics_own_timeout_of_the_same_deadline_reads_as_deadline_exceeded_and_a_timeout() {
+    let circuit = Circuit::new("m", BreakerSettings::default()).into_static();
+    let service = Breaker::new(Deadline::new(TonicTimesOut, Duration::from_secs(2)), circuit);
+    let error = service
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        kit::resilience::status(error).code(),
+        tonic::Code::DeadlineExceeded,
+        "not UNAVAILABLE (which the gateway would retry as never acted on)"
+    );
+    assert_eq!(circuit.counts().timeouts, 1, "{:?}", circuit.counts());
+}

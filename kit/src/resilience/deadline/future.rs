@@ -58,11 +58,34 @@ where
                 budget,
             } => {
                 if let Poll::Ready(result) = inner.poll(cx) {
-                    return Poll::Ready(result.map_err(Into::into));
+                    return Poll::Ready(result.map_err(|error| {
+                        let error = error.into();
+                        // A tonic channel enforces the `grpc-timeout` we send
+                        // as well; the same deadline must read the same
+                        // whichever timer fires first: DEADLINE_EXCEEDED,
+                        // a timeout of the callee — never UNAVAILABLE,
+                        // which would be retried as "not acted on".
+                        if tonic_timed_out(&*error) {
+                            TimedOut { budget: *budget }.into()
+                        } else {
+                            error
+                        }
+                    }));
                 }
                 ready!(timer.poll_expired(cx));
                 Poll::Ready(Err(TimedOut { budget: *budget }.into()))
             }
         }
     }
+}
+
+fn tonic_timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
