@@ -180,11 +180,23 @@ mod tests {
     #[test]
     fn adaptive_bulkhead_settings_that_cannot_work_are_refused_naming_the_key() {
         for (adaptive, key) in [
-            (serde_json::json!({"min": 50, "max": 10}), "bulkhead.adaptive.min"),
-            (serde_json::json!({"backoff": 1.5}), "bulkhead.adaptive.backoff"),
-            (serde_json::json!({"backoff": 0.0}), "bulkhead.adaptive.backoff"),
+            (
+                serde_json::json!({"min": 50, "max": 10}),
+                "bulkhead.adaptive.min",
+            ),
+            (
+                serde_json::json!({"backoff": 1.5}),
+                "bulkhead.adaptive.backoff",
+            ),
+            (
+                serde_json::json!({"backoff": 0.0}),
+                "bulkhead.adaptive.backoff",
+            ),
             (serde_json::json!({"max": 0}), "bulkhead.adaptive.max"),
-            (serde_json::json!({"latency_target": "0s"}), "bulkhead.adaptive.latency_target"),
+            (
+                serde_json::json!({"latency_target": "0s"}),
+                "bulkhead.adaptive.latency_target",
+            ),
         ] {
             let refused = with_adaptive_bulkhead(adaptive.clone()).validate();
             let Err(SettingsError::Resilience(error)) = refused else {

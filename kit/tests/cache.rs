@@ -297,6 +297,9 @@ async fn a_write_whose_caller_goes_away_right_after_the_commit_still_invalidates
             }
         })
         .await;
-        assert!(fresh.is_ok(), "{store}: the cache still holds the value from before the write");
+        assert!(
+            fresh.is_ok(),
+            "{store}: the cache still holds the value from before the write"
+        );
     }
 }

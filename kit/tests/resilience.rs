@@ -180,8 +180,7 @@ impl Service<http::Request<()>> for Callee {
     }
 
     fn call(&mut self, _: http::Request<()>) -> Self::Future {
-        self.calls
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Box::pin(std::future::pending())
     }
 }
@@ -197,7 +196,10 @@ async fn a_call_whose_inherited_deadline_is_spent_fails_at_once_without_blaming_
         },
     )
     .into_static();
-    let service = Breaker::new(Deadline::new(callee.clone(), Duration::from_secs(2)), circuit);
+    let service = Breaker::new(
+        Deadline::new(callee.clone(), Duration::from_secs(2)),
+        circuit,
+    );
     for left in [0, 1, 2, 4, 0, 3, 1, 2, 4, 0] {
         // A slow caller with a few milliseconds (or none) of its own budget left.
         let deadline = tokio::time::Instant::now() + Duration::from_millis(left);
@@ -223,12 +225,10 @@ async fn a_call_whose_inherited_deadline_is_spent_fails_at_once_without_blaming_
 
     // With more than the floor left, the call is sent (and bounded by it).
     let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
-    let error = kit::resilience::deadline::scope(
-        deadline,
-        service.clone().oneshot(http::Request::new(())),
-    )
-    .await
-    .unwrap_err();
+    let error =
+        kit::resilience::deadline::scope(deadline, service.clone().oneshot(http::Request::new(())))
+            .await
+            .unwrap_err();
     assert!(error.is::<kit::resilience::TimedOut>(), "{error}");
     assert_eq!(callee.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
@@ -248,7 +248,8 @@ async fn rejections_through_a_full_bulkhead(breaker: serde_json::Value) -> (Stat
             .await
             .unwrap_err();
         assert!(
-            error.is::<kit::resilience::BulkheadFull>() || error.is::<kit::resilience::BreakerOpen>(),
+            error.is::<kit::resilience::BulkheadFull>()
+                || error.is::<kit::resilience::BreakerOpen>(),
             "{error}"
         );
     }
@@ -261,12 +262,19 @@ async fn bulkhead_rejections_trip_the_breaker_only_when_the_method_counts_them()
         rejections_through_a_full_bulkhead(serde_json::json!({"count_bulkhead_rejections": true}))
             .await;
     assert_eq!(state, State::Open, "counted as failures, as Hystrix does");
-    assert_eq!(rejections, 20, "the 20th rejection trips it; the rest are short-circuited");
+    assert_eq!(
+        rejections, 20,
+        "the 20th rejection trips it; the rest are short-circuited"
+    );
 
     let (state, rejections) =
         rejections_through_a_full_bulkhead(serde_json::json!({"count_bulkhead_rejections": false}))
             .await;
-    assert_eq!(state, State::Closed, "neutral: a full bulkhead is our own limit");
+    assert_eq!(
+        state,
+        State::Closed,
+        "neutral: a full bulkhead is our own limit"
+    );
     assert_eq!(rejections, 30);
 
     let (state, _) = rejections_through_a_full_bulkhead(serde_json::json!({})).await;
@@ -295,11 +303,11 @@ impl Service<http::Request<()>> for TonicTimesOut {
 #[tokio::test(start_paused = true)]
 async fn tonics_own_timeout_of_the_same_deadline_reads_as_deadline_exceeded_and_a_timeout() {
     let circuit = Circuit::new("m", BreakerSettings::default()).into_static();
-    let service = Breaker::new(Deadline::new(TonicTimesOut, Duration::from_secs(2)), circuit);
-    let error = service
-        .oneshot(http::Request::new(()))
-        .await
-        .unwrap_err();
+    let service = Breaker::new(
+        Deadline::new(TonicTimesOut, Duration::from_secs(2)),
+        circuit,
+    );
+    let error = service.oneshot(http::Request::new(())).await.unwrap_err();
     assert_eq!(
         kit::resilience::status(error).code(),
         tonic::Code::DeadlineExceeded,

@@ -287,7 +287,9 @@ async fn a_handler_past_the_callers_deadline_always_answers_deadline_exceeded() 
         .add_service(Slow);
     let server = RunningServer::spawn(server);
     server.wait_until_serving().await;
-    let tcp = tokio::net::TcpStream::connect(server.grpc_addr).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(server.grpc_addr)
+        .await
+        .unwrap();
     let (sender, connection) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
         hyper_util::rt::TokioIo::new(tcp),

@@ -185,9 +185,11 @@ impl ResilienceSettings {
     /// them), so a typo or a value that would fail on the first call stops
     /// the process at start-up.
     pub fn validate(&self) -> Result<(), InvalidPolicy> {
-        let invalid = |key: String| move |problem| InvalidPolicy {
-            key,
-            source: PolicyError::Value(problem),
+        let invalid = |key: String| {
+            move |problem| InvalidPolicy {
+                key,
+                source: PolicyError::Value(problem),
+            }
         };
         self.default.check().map_err(invalid("default".into()))?;
         for key in self.overrides.keys() {
@@ -361,20 +363,36 @@ mod tests {
     fn adaptive_bulkheads_that_would_panic_or_never_limit_are_refused() {
         let adaptive = |a: serde_json::Value| serde_json::json!({"bulkhead": {"adaptive": a}});
         for (bad, key) in [
-            (serde_json::json!({"min": 10, "max": 5}), "bulkhead.adaptive.min"),
+            (
+                serde_json::json!({"min": 10, "max": 5}),
+                "bulkhead.adaptive.min",
+            ),
             (serde_json::json!({"min": 0}), "bulkhead.adaptive.min"),
             (serde_json::json!({"max": 0}), "bulkhead.adaptive.max"),
-            (serde_json::json!({"initial": 1000}), "bulkhead.adaptive.initial"),
-            (serde_json::json!({"backoff": 1.0}), "bulkhead.adaptive.backoff"),
-            (serde_json::json!({"backoff": -0.5}), "bulkhead.adaptive.backoff"),
-            (serde_json::json!({"latency_target": "0s"}), "bulkhead.adaptive.latency_target"),
+            (
+                serde_json::json!({"initial": 1000}),
+                "bulkhead.adaptive.initial",
+            ),
+            (
+                serde_json::json!({"backoff": 1.0}),
+                "bulkhead.adaptive.backoff",
+            ),
+            (
+                serde_json::json!({"backoff": -0.5}),
+                "bulkhead.adaptive.backoff",
+            ),
+            (
+                serde_json::json!({"latency_target": "0s"}),
+                "bulkhead.adaptive.latency_target",
+            ),
         ] {
             let message = refused(serde_json::json!({"default": adaptive(bad.clone())}));
             assert!(
                 message.contains("resilience.default") && message.contains(key),
                 "default {bad}: {message}"
             );
-            let message = refused(serde_json::json!({"overrides": {"x.v1.X/M": adaptive(bad.clone())}}));
+            let message =
+                refused(serde_json::json!({"overrides": {"x.v1.X/M": adaptive(bad.clone())}}));
             assert!(
                 message.contains("x.v1.X/M") && message.contains(key),
                 "override {bad}: {message}"
@@ -398,8 +416,14 @@ mod tests {
         for (bad, key) in [
             (serde_json::json!({"buckets": 0}), "breaker.buckets"),
             (serde_json::json!({"window": "0s"}), "breaker.window"),
-            (serde_json::json!({"error_threshold_percentage": 101}), "breaker.error_threshold_percentage"),
-            (serde_json::json!({"half_open_calls": 0}), "breaker.half_open_calls"),
+            (
+                serde_json::json!({"error_threshold_percentage": 101}),
+                "breaker.error_threshold_percentage",
+            ),
+            (
+                serde_json::json!({"half_open_calls": 0}),
+                "breaker.half_open_calls",
+            ),
         ] {
             let message = refused(serde_json::json!({"default": {"breaker": bad.clone()}}));
             assert!(message.contains(key), "{bad}: {message}");

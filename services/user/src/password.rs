@@ -107,7 +107,7 @@ impl Hasher {
             work()
         })
         .await
-            .map_err(|e| Error::Hashing(e.to_string()))?
+        .map_err(|e| Error::Hashing(e.to_string()))?
     }
 }
 

@@ -766,7 +766,11 @@ mod tests {
         c.set_force(Force::Auto);
         let fresh = c.acquire().expect("a fresh trial once back on auto");
         c.record(trial, Outcome::Success);
-        assert_eq!(c.state(), State::HalfOpen, "the old trial's success is ignored");
+        assert_eq!(
+            c.state(),
+            State::HalfOpen,
+            "the old trial's success is ignored"
+        );
         c.record(fresh, Outcome::Success);
         assert_eq!(c.state(), State::Closed);
     }
