@@ -336,8 +336,12 @@ where
     /// Writes `items` from a task of its own, so that dropping the caller
     /// cannot cancel the write half-way; the caller may await its end.
     fn detached(&self, items: Vec<(String, Bytes, Duration)>) -> tokio::task::JoinHandle<()> {
+        use tracing::Instrument as _;
         let (cache, name) = (self.cache.clone(), self.name);
-        tokio::spawn(async move { cache.set_many(name, items).await })
+        crate::telemetry::spawn(
+            "cache-write",
+            async move { cache.set_many(name, items).await }.in_current_span(),
+        )
     }
 
     fn tombstones(&self, ids: &[i64]) -> Vec<(String, Bytes, Duration)> {
