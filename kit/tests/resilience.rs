@@ -315,3 +315,28 @@ async fn tonics_own_timeout_of_the_same_deadline_reads_as_deadline_exceeded_and_
     );
     assert_eq!(circuit.counts().timeouts, 1, "{:?}", circuit.counts());
 }
+
+#[tokio::test]
+async fn a_service_refuses_adaptive_bulkhead_settings_that_cannot_work_before_serving() {
+    // What every service's start-up does before binding a port
+    // (`Clients::new` validates its `platform.resilience`).
+    let registry = kit::metrics::Registry::new();
+    let resolver = kit::discovery::Resolver::spawn(
+        &kit::discovery::DiscoverySettings::default(),
+        &kit::discovery::ChannelSettings::default(),
+        &registry,
+    );
+    let settings: kit::resilience::ResilienceSettings = serde_json::from_value(serde_json::json!({
+        "overrides": {"content.v1.ContentService": {"bulkhead": {"adaptive": {"min": 8, "max": 4}}}}
+    }))
+    .unwrap();
+    let Err(refused) = kit::client::Clients::new(&resolver, &registry, &settings) else {
+        panic!("accepted");
+    };
+    let message = refused.to_string();
+    assert!(
+        message.contains("overrides.content.v1.ContentService")
+            && message.contains("bulkhead.adaptive.min"),
+        "{message}"
+    );
+}
