@@ -42,6 +42,7 @@ impl Gateway {
     /// Validates the settings, starts discovery and binds both ports.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
+        settings.discovery.check_tls()?;
         let registry = Registry::new();
         let resolver = Resolver::spawn(&settings.discovery, &settings.channel, &registry);
         let clients = Clients::new(&resolver, &registry, &settings.resilience)?;

@@ -120,6 +120,8 @@ pub enum ServerError {
     Serve(#[from] tonic::transport::Error),
     #[error("admin server failed: {0}")]
     Admin(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A bound, not yet serving, gRPC server.
@@ -146,6 +148,7 @@ impl GrpcServer {
         registry: &Registry,
     ) -> Result<Self, ServerError> {
         let grpc = &settings.grpc;
+        settings.discovery.check_tls()?;
         if grpc.advertise_host.is_none() && is_wildcard(&grpc.host) {
             return Err(ServerError::NoAdvertiseHost(grpc.host.clone()));
         }
