@@ -32,5 +32,9 @@ step "tests"
 cargo test --workspace --all-targets --no-fail-fast
 cargo test --workspace --doc
 
+step "TLS to etcd, Redis and MariaDB (the kit/tls build of the Docker image)"
+cargo clippy -p kit --features tls --all-targets -- -D warnings
+cargo test -p kit --features tls --test tls
+
 step "bench smoke"
 scripts/bench.sh --smoke

@@ -5,12 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use kit::testing;
-
 #[cfg(feature = "tls")]
 mod with_tls {
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Stdio};
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use kit::cache::{Cache, CacheSettings};
@@ -195,6 +194,23 @@ mod with_tls {
         // SERVING only once the instance key is in etcd.
         server.wait_until_serving().await;
         server.stop().await;
+
+        // The server does insist on the certificate: without it, refused.
+        let options = etcd_client::ConnectOptions::new()
+            .with_timeout(Duration::from_secs(5))
+            .with_tls(etcd_client::TlsOptions::new().ca_certificate(
+                etcd_client::Certificate::from_pem(std::fs::read(ca.file("ca.pem")).unwrap()),
+            ));
+        let refused = match etcd_client::Client::connect(
+            &platform.discovery.endpoints,
+            Some(options),
+        )
+        .await
+        {
+            Ok(mut client) => client.get("any", None).await.is_err(),
+            Err(_) => true,
+        };
+        assert!(refused);
     }
 
     #[tokio::test]
@@ -236,13 +252,36 @@ mod with_tls {
         let found = reader
             .keyspace::<i64>("n")
             .get_or_load(7, |_| async {
-                loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                Ok::<_, std::convert::Infallible>(Some(0))
+                loads.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, std::convert::Infallible>(std::collections::HashMap::from([(7, 0)]))
             })
             .await
             .unwrap();
         assert_eq!(found, Some(42));
-        assert_eq!(loads.into_inner(), 0);
+        assert_eq!(loads.load(Ordering::SeqCst), 0);
+
+        // Without a client certificate the server hangs up: a miss, loaded.
+        let anonymous = Cache::new(
+            &CacheSettings {
+                tls: TlsFiles {
+                    ca_file: Some(ca.file("ca.pem")),
+                    ..Default::default()
+                },
+                ..settings.clone()
+            },
+            &Registry::new(),
+        )
+        .unwrap();
+        let found = anonymous
+            .keyspace::<i64>("n")
+            .get_or_load(7, |_| async {
+                loads.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, std::convert::Infallible>(std::collections::HashMap::from([(7, 0)]))
+            })
+            .await
+            .unwrap();
+        assert_eq!(found, Some(0));
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
     }
 
     /// A private MariaDB that accepts TLS connections only.
@@ -376,8 +415,7 @@ mod without_tls {
     use kit::db::{DatabaseSettings, DatabaseTls};
     use kit::metrics::Registry;
     use kit::server::GrpcServer;
-
-    use super::testing;
+    use kit::testing;
 
     const FEATURE: &str = "`kit/tls`";
 
