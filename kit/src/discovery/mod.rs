@@ -111,14 +111,14 @@ impl DiscoverySettings {
             .iter()
             .filter(|e| e.starts_with("https://"))
             .count();
+        if https == 0 && self.tls.is_set() {
+            return Err(TlsError::NotTls {
+                what: WHAT,
+                why: "discovery.endpoints are not https://",
+            });
+        }
         if https == 0 {
-            return match self.tls.is_set() {
-                true => Err(TlsError::NotTls {
-                    what: WHAT,
-                    why: "discovery.endpoints are not https://",
-                }),
-                false => Ok(None),
-            };
+            return Ok(None);
         }
         if https < self.endpoints.len() {
             return Err(TlsError::NotTls {
