@@ -30,6 +30,7 @@
 //!   statements to check, and the exact `DELETE` to run once they are undone.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
@@ -38,9 +39,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, ConnectOptions, Connection};
 
 use crate::metrics::Registry;
 
@@ -118,6 +119,33 @@ impl Default for DatabaseSettings {
     }
 }
 
+impl DatabaseSettings {
+    /// Checks the URL and the TLS settings without connecting: what
+    /// [`connect`] would refuse before it tries.
+    pub fn check(&self) -> Result<(), DbError> {
+        self.connect_url().map(drop)
+    }
+
+    /// The backend, and the URL sqlx gets: SQLite's with `mode=rwc`,
+    /// MySQL's with the TLS settings as `ssl-*` parameters.
+    fn connect_url(&self) -> Result<(Backend, String), DbError> {
+        let url = self.url.expose_secret();
+        let backend = Backend::of(url)?;
+        let url = match backend {
+            Backend::Sqlite if self.tls != DatabaseTls::default() => {
+                return Err(crate::tls::TlsError::NotTls {
+                    what: "database.tls",
+                    why: "database.url is SQLite",
+                }
+                .into());
+            }
+            Backend::Sqlite => sqlite_create_mode(url),
+            Backend::MySql => mysql_tls_url(url, &self.tls)?,
+        };
+        Ok((backend, url))
+    }
+}
+
 /// The migrations of one service, one set per backend.
 #[derive(Debug, Clone, Copy)]
 pub struct Migrations {
@@ -186,22 +214,10 @@ pub async fn connect(
     migrations: Migrations,
 ) -> Result<AnyPool, DbError> {
     sqlx::any::install_default_drivers();
-    let url = settings.url.expose_secret();
-    let backend = Backend::of(url)?;
-    let url = match backend {
-        Backend::Sqlite => {
-            if settings.tls != DatabaseTls::default() {
-                return Err(crate::tls::TlsError::NotTls {
-                    what: "database.tls",
-                    why: "database.url is SQLite",
-                }
-                .into());
-            }
-            create_sqlite_dir(url)?;
-            sqlite_create_mode(url)
-        }
-        Backend::MySql => mysql_tls_url(url, &settings.tls)?,
-    };
+    let (backend, url) = settings.connect_url()?;
+    if backend == Backend::Sqlite {
+        create_sqlite_dir(&url)?;
+    }
     let pool = AnyPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(settings.min_connections)
@@ -219,7 +235,7 @@ pub async fn connect(
                 .map_err(DbError::Configure)?;
             migrations.sqlite.run(&pool).await?;
         }
-        Backend::MySql => migrate_mysql(&pool, migrations.mysql, settings).await?,
+        Backend::MySql => migrate_mysql(&url, migrations.mysql, settings).await?,
     }
     tracing::info!(?backend, "database ready, migrations applied");
     Ok(pool)
@@ -302,17 +318,22 @@ fn is_idempotent(sql: &str) -> bool {
 /// Runs `migrator` while holding the database's migration lock on a
 /// connection of its own, after dealing with an interrupted migration.
 async fn migrate_mysql(
-    pool: &AnyPool,
+    url: &str,
     migrator: &Migrator,
     settings: &DatabaseSettings,
 ) -> Result<(), DbError> {
     // Not a pooled connection: closing it is what guarantees the lock is
-    // gone, whatever happens below.
-    let mut conn = pool
-        .acquire()
-        .await
+    // gone, whatever happens below. Waiting for the lock and migrating are
+    // slow by nature: sqlx's slow-statement warning would cry wolf.
+    let options = sqlx::any::AnyConnectOptions::from_str(url)
         .map_err(DbError::MigrationLock)?
-        .detach();
+        .log_slow_statements(log::LevelFilter::Info, Duration::from_secs(1));
+    let mut conn = sqlx::AnyConnection::connect_with(&options)
+        .await
+        .map_err(|source| DbError::Connect {
+            backend: Backend::MySql,
+            source,
+        })?;
     let lock = "LEFT(CONCAT('kit.migrate.', DATABASE()), 64)";
     let taken = |wait: u64| {
         sqlx::query_scalar::<_, Option<i64>>(sqlx::AssertSqlSafe(format!(
@@ -355,7 +376,7 @@ async fn migrate_mysql(
         .execute(&mut conn)
         .await
         .map_err(DbError::MigrationLock)?;
-    let _ = sqlx::Connection::close(conn).await;
+    let _ = conn.close().await;
     Ok(())
 }
 
@@ -650,6 +671,71 @@ mod tests {
             message.ends_with("ALTER TABLE a ADD COLUMN b INT;"),
             "{message}"
         );
+    }
+
+    fn mysql(url: &str, tls: DatabaseTls) -> DatabaseSettings {
+        DatabaseSettings {
+            url: SecretString::from(url),
+            tls,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_url_without_tls_settings_is_left_alone_in_any_build() {
+        for url in ["mysql://u:p@db:3306/x", "mysql://db/x?ssl-mode=DISABLED"] {
+            let (_, got) = mysql(url, DatabaseTls::default()).connect_url().unwrap();
+            assert_eq!(got, url);
+        }
+    }
+
+    #[test]
+    fn tls_settings_on_sqlite_are_refused() {
+        let settings = mysql(
+            "sqlite://a.db",
+            DatabaseTls {
+                mode: Some(SslMode::Required),
+                ..Default::default()
+            },
+        );
+        assert!(settings.check().unwrap_err().to_string().contains("SQLite"));
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_settings_become_sqlx_ssl_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not parsed here").unwrap();
+        let tls = DatabaseTls {
+            ca_file: Some(ca.clone()),
+            ..Default::default()
+        };
+        let (_, url) = mysql("mysql://u@db/x", tls).connect_url().unwrap();
+        assert_eq!(
+            url,
+            format!(
+                "mysql://u@db/x?ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
+                ca.display().to_string().replace('/', "%2F")
+            )
+        );
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn a_lean_build_refuses_tls_asked_for_by_settings_or_url() {
+        let by_mode = mysql(
+            "mysql://u@db/x",
+            DatabaseTls {
+                mode: Some(SslMode::VerifyCa),
+                ..Default::default()
+            },
+        );
+        let by_url = mysql("mysql://u@db/x?sslmode=required", DatabaseTls::default());
+        for settings in [by_mode, by_url] {
+            let message = settings.check().unwrap_err().to_string();
+            assert!(message.contains("`kit/tls`"), "{message}");
+        }
     }
 
     #[test]

@@ -172,6 +172,7 @@ async fn an_instance_killed_inside_another_migration_stops_the_next_start_with_t
     let (output, _) = restart("manual", &url).await;
     assert!(!output.status.success());
     let message = String::from_utf8_lossy(&output.stderr);
+    eprintln!("what the second start printed:\n{message}");
     let delete = "DELETE FROM `_sqlx_migrations` WHERE version = 1 AND success = 0;";
     assert!(message.contains(delete), "{message}");
     assert!(
