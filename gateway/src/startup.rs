@@ -72,7 +72,7 @@ impl Gateway {
         };
         let http = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
         let (api, mut openapi) = routes::api(settings.http.body_limit_bytes);
-        openapi.servers = Some(vec![docs::server(&settings.http, http.local_addr()?)]);
+        openapi.servers = Some(docs::servers(&settings.http, http.local_addr()?));
         let mut router = api
             .merge(docs::router(openapi))
             .with_state(state.clone())
