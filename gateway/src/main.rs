@@ -7,8 +7,9 @@ use gateway::startup::Gateway;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let settings: Settings = kit::config::load(CONFIG_DIR)?;
-    settings.validate()?;
+    let Some(settings) = kit::cli::settings::<Settings>(CONFIG_DIR)? else {
+        return Ok(());
+    };
     let _telemetry = kit::telemetry::init(gateway::SERVICE, &settings.telemetry)?;
     kit::runtime::build(&settings.runtime)?.block_on(async {
         Gateway::build(settings)

@@ -10,3 +10,14 @@ pub struct Settings {
 
 /// Where the config files live unless `APP_CONFIG_DIR` says otherwise.
 pub const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+
+/// `--check-config` (kit::cli): what a deployment of this service must provide.
+impl kit::cli::Checked for Settings {
+    fn contract(&self) -> kit::cli::Contract {
+        let mut contract = self.platform.contract(crate::SERVICE);
+        contract.dial_database(&self.database);
+        contract.dial_cache(&self.cache);
+        contract.dial_service(crate::CONTENT_SERVICE);
+        contract
+    }
+}
