@@ -40,6 +40,10 @@ write_kustomization() {
     echo "namespace: $namespace"
     echo "resources:"
     echo "  - ../overlays/$overlay"
+    if [ -n "${REGISTRY_USER:-}" ] && [ -n "${REGISTRY_PASSWORD:-}" ]; then
+      echo "components:"
+      echo "  - ../components/image-pull-secret"
+    fi
     if [ -n "$tag" ]; then
       # Match the names the overlay already gave our images (…/newsroom-<c>).
       echo "images:"
