@@ -23,10 +23,10 @@ container running one of our binaries:
    (gateway → any datastore, a service → another service's datastore);
    every image of ours is qualified and of one registry and tag.
 
-`--self-test` then breaks the rendered dev overlay in known ways (a port
-moved on one side, an env key misspelt, a policy edge removed, a datastore
-opened to the gateway) and fails unless each mutation produces a problem the
-intact overlay does not have.
+`--self-test` then breaks the rendered overlays in known ways (a port moved
+on one side, an env key misspelt, a policy edge removed, a grace period cut,
+datastores opened to the gateway or to another service) and fails unless
+each mutation produces a problem the intact overlay does not have.
 
     scripts/check-manifests.py [--bin-dir target/debug] [--self-test] [OVERLAY...]
 
@@ -612,11 +612,36 @@ def remove_comment_to_content(docs):
     return "NetworkPolicy comment-to-content removed"
 
 
+def remove_dns(docs):
+    docs.remove(find(docs, "NetworkPolicy", "allow-dns"))
+    return "NetworkPolicy allow-dns removed"
+
+
+def drop_monitoring_namespace(docs):
+    policy = find(docs, "NetworkPolicy", "allow-scrape")
+    policy["spec"]["ingress"][0]["from"] = [p for p in policy["spec"]["ingress"][0]["from"]
+                                            if "namespaceSelector" not in p]
+    return "allow-scrape no longer admits the labelled monitoring namespace"
+
+
+def misspell_database_host(docs):
+    import base64
+    secret = next(d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].startswith("user-secrets"))
+    url = base64.b64decode(secret["data"]["database-url"]).decode().replace("@mysql-user:", "@mysql-usr:")
+    secret["data"]["database-url"] = base64.b64encode(url.encode()).decode()
+    return "user's database URL names host mysql-usr"
+
+
+def widen_user_datastore_cidr(docs):
+    policy = find(docs, "NetworkPolicy", "user-to-datastores")
+    policy["spec"]["egress"][0]["to"][0]["ipBlock"]["cidr"] = "10.100.0.0/16"
+    return "prod: user's database CIDR widened to 10.100.0.0/16 (every service's databases)"
+
+
 def open_datastores_to_gateway(docs):
     policy = find(docs, "NetworkPolicy", "gateway")
-    policy["spec"]["egress"].append({"to": [{"podSelector": {"matchLabels": {
-        "app.kubernetes.io/component": "database"}}}]})
-    return "gateway egress opened to every database pod"
+    policy["spec"]["egress"].append({"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]})
+    return "prod: gateway egress opened to 10.0.0.0/8"
 
 
 def shorten_grace(docs):
@@ -624,8 +649,10 @@ def shorten_grace(docs):
     return "gateway terminationGracePeriodSeconds 20 (< 5s preStop + budget)"
 
 
-MUTATIONS = [move_gateway_service_port, move_probe_port, misspell_env_key, remove_comment_to_content,
-             open_datastores_to_gateway, shorten_grace]
+MUTATIONS = [("dev", move_gateway_service_port), ("dev", move_probe_port), ("dev", misspell_env_key),
+             ("dev", remove_comment_to_content), ("dev", shorten_grace), ("dev", remove_dns),
+             ("dev", drop_monitoring_namespace), ("dev", misspell_database_host),
+             ("prod", widen_user_datastore_cidr), ("prod", open_datastores_to_gateway)]
 
 
 def main():
@@ -652,12 +679,15 @@ def main():
         else:
             print(f"{overlay}: {len(docs)} objects, contract holds")
     if args.self_test:
-        docs = render("dev")
-        baseline, _ = check_overlay("dev", docs, args.bin_dir, targets)
-        for mutate in MUTATIONS:
-            mutated = copy.deepcopy(docs)
+        rendered, baselines = {}, {}
+        for overlay, mutate in MUTATIONS:
+            if overlay not in rendered:
+                rendered[overlay] = render(overlay)
+                baselines[overlay], _ = check_overlay(overlay, rendered[overlay], args.bin_dir, targets)
+            baseline = baselines[overlay]
+            mutated = copy.deepcopy(rendered[overlay])
             what = mutate(mutated)
-            problems, _ = check_overlay("dev", mutated, args.bin_dir, targets)
+            problems, _ = check_overlay(overlay, mutated, args.bin_dir, targets)
             new = [p for p in problems if p not in baseline]
             if new:
                 print(f"mutation caught: {what}\n  → {new[0]}")
