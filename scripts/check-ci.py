@@ -25,6 +25,7 @@ IMAGE_TOOLS lists what each image ships, from the images' own documentation
 rustup only, on buildpack-deps, which has apt-get, git, curl, gcc, make).
 """
 
+import copy
 import os
 import re
 import shlex
@@ -125,20 +126,26 @@ def check_tools(name, job, problems):
                 available |= SCRIPT_INSTALLS.get(tool, set())
                 continue
             want = f"{tool} {sub}" if tool == "cargo" and sub in ("fmt", "clippy") else tool
+            # Compiling the workspace runs proto/build.rs, which calls protoc.
+            if tool == "cargo" and sub in ("build", "check", "clippy", "test", "run") and "protoc" not in available:
+                problems.append(f"{name}: `cargo {sub}` compiles proto/, which needs protoc; image {image} "
+                                "lacks it and nothing before it installs it")
             if want not in available:
                 problems.append(f"{name}: runs `{want}`, which image {image} lacks and nothing before "
                                 "it installs")
 
 
 def listed_jobs(gcl, variables):
-    args = [gcl, "--list-csv"]
+    args = [gcl, "--list-csv", "--ignore-predefined-vars", ",".join(variables)]
     for k, v in variables.items():
         args += ["--variable", f"{k}={v}"]
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"gitlab-ci-local --list-csv failed:\n{out.stderr}{out.stdout}")
     jobs = {}
+    # gitlab-ci-local prints notes (no git remote here, …) before the table.
     lines = [l for l in out.stdout.splitlines() if l.strip()]
+    lines = lines[next(i for i, l in enumerate(lines) if l.startswith("name;")):]
     header = lines[0].split(";")
     for line in lines[1:]:
         row = dict(zip(header, line.split(";")))
@@ -172,24 +179,66 @@ PIPELINES = {
 MANUAL = {"deploy:prod", "rollback:dev", "rollback:prod"}
 
 
+def job_problems(jobs, variables):
+    """Tools per image, and what the build and deploy jobs must do."""
+    problems = []
+    for name, job in sorted(jobs.items()):
+        job = dict(job)
+        image = job.get("image")
+        image = image.get("name") if isinstance(image, dict) else image
+        job["image"] = re.sub(r"\$(\w+)", lambda m: str(variables.get(m.group(1), m.group(0))), image or "")
+        check_tools(name, job, problems)
+    for name in ("deploy:dev", "deploy:prod"):
+        script = " ".join(jobs.get(name, {}).get("script", []))
+        if "scripts/deploy.sh apply" not in script:
+            problems.append(f"{name} must deploy through scripts/deploy.sh apply (rollout status, rollback)")
+    push = " ".join(jobs.get("images:push", {}).get("script", []))
+    build = " ".join(jobs.get("images:build", {}).get("script", []))
+    if "--push" not in push:
+        problems.append("images:push does not push")
+    if "--push" in build or "--load" in build:
+        problems.append("images:build (merge requests) must build only")
+    return problems
+
+
+def without(jobs, name, key, needle):
+    """A copy of the jobs with the lines of jobs[name][key] containing needle dropped."""
+    mutated = copy.deepcopy(jobs)
+    mutated[name][key] = [l for l in mutated[name].get(key, []) if needle not in str(l)]
+    return mutated
+
+
 def main():
     gcl = sys.argv[1]
     preview = subprocess.run([gcl, "--preview"], cwd=ROOT, capture_output=True, text=True)
     if preview.returncode != 0:
         raise SystemExit(f"gitlab-ci-local --preview failed:\n{preview.stderr}{preview.stdout}")
-    pipeline = yaml.safe_load(preview.stdout)
+    text = preview.stdout
+    pipeline = yaml.safe_load(text[text.index("---"):] if "---" in text else text)
     variables = pipeline.get("variables", {})
-    problems = []
     jobs = {k: v for k, v in pipeline.items()
             if isinstance(v, dict) and ("script" in v) and not k.startswith(".")}
-    for name, job in sorted(jobs.items()):
-        job = dict(job)
-        image = job.get("image")
-        if isinstance(image, str):
-            job["image"] = re.sub(r"\$(\w+)", lambda m: str(variables.get(m.group(1), m.group(0))), image)
-        check_tools(name, job, problems)
+    problems = job_problems(jobs, variables)
     print(f"tools: {len(jobs)} jobs, each image provides or installs what its script runs"
-          if not problems else "tools: problems found")
+          if not problems else "tools: " + "; ".join(problems))
+
+    # The checks above must catch what GitLab would: each mutation must add a problem.
+    mutations = {
+        "lint:fmt without `rustup component add rustfmt`": without(jobs, "lint:fmt", "before_script", "rustfmt"),
+        "lint:clippy without `rustup component add clippy`":
+            without(jobs, "lint:clippy", "before_script", "clippy"),
+        "lint:clippy without protoc": without(jobs, "lint:clippy", "before_script", "protobuf-compiler"),
+        "test without rustfmt/clippy (scripts/test.sh runs both)":
+            without(jobs, "test", "before_script", "rustup"),
+        "images:build pushing": copy.deepcopy(jobs),
+    }
+    mutations["images:build pushing"]["images:build"]["script"] = ["docker buildx bake --push"]
+    for what, mutated in mutations.items():
+        new = [p for p in job_problems(mutated, variables) if p not in problems]
+        if new:
+            print(f"mutation caught: {what} → {new[0]}")
+        else:
+            problems.append(f"mutation missed: {what}")
 
     for kind, (env, expected) in PIPELINES.items():
         listed = listed_jobs(gcl, env)
@@ -202,20 +251,10 @@ def main():
                 problems.append(f"{kind} pipeline: {name} must be manual, is {listed[name].get('when')}")
         print(f"{kind}: {len(names)} jobs: {', '.join(sorted(names))}")
 
-    for name in ("deploy:dev", "deploy:prod"):
-        script = " ".join(jobs.get(name, {}).get("script", []))
-        if "scripts/deploy.sh apply" not in script:
-            problems.append(f"{name} must deploy through scripts/deploy.sh apply (rollout status, rollback)")
     deploy_sh = open(os.path.join(ROOT, "scripts/deploy.sh")).read()
     for needle in ("rollout status", "rollout undo", "ROLLING BACK"):
         if needle not in deploy_sh:
             problems.append(f"scripts/deploy.sh no longer contains {needle!r}")
-    push = " ".join(jobs.get("images:push", {}).get("script", []))
-    build = " ".join(jobs.get("images:build", {}).get("script", []))
-    if "--push" not in push:
-        problems.append("images:push does not push")
-    if "--push" in build or "--load" in build:
-        problems.append("images:build (merge requests) must build only")
     bake = open(os.path.join(ROOT, "docker-bake.hcl")).read()
     for component in ("gateway", "user", "content", "comment", "loadgen"):
         if f'"${{REGISTRY}}/newsroom-{component}:${{TAG}}"' not in bake:

@@ -108,10 +108,7 @@ impl PlatformSettings {
                 },
             ],
             registers_as: Some(registers_as.into()),
-            shutdown_budget_ms: shutdown_budget(
-                &self.shutdown,
-                self.telemetry.flush_timeout,
-            ),
+            shutdown_budget_ms: shutdown_budget(&self.shutdown, self.telemetry.flush_timeout),
             ..Contract::default()
         };
         contract.dial_etcd(&self.discovery);
@@ -195,10 +192,7 @@ where
         return Ok(Some(settings));
     }
     println!("{}", redact(&format!("{settings:#?}")));
-    println!(
-        "contract: {}",
-        serde_json::to_string(&settings.contract())?
-    );
+    println!("contract: {}", serde_json::to_string(&settings.contract())?);
     println!("configuration OK");
     Ok(None)
 }
