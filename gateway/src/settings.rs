@@ -22,7 +22,9 @@ pub struct Settings {
     /// Bearer token for the operator API on the admin port
     /// (`/admin/breakers`); without one that API answers 403.
     pub admin_token: Option<SecretString>,
-    pub readiness: ReadinessSettings,
+    /// Which backends `/readyz` requires: content by default (the article
+    /// API); user and comment only degrade answers.
+    pub readiness: kit::readiness::ReadinessSettings,
     pub telemetry: kit::telemetry::TelemetrySettings,
     pub shutdown: kit::shutdown::ShutdownSettings,
     pub runtime: kit::runtime::RuntimeSettings,
@@ -98,25 +100,6 @@ impl ServiceNames {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ReadinessSettings {
-    /// How long the gateway stays ready on last known endpoints while etcd
-    /// is unreachable. Every gateway loses etcd at once when etcd has a
-    /// problem, so turning unready at once would take the whole API out of
-    /// the load balancer for an etcd blip.
-    #[serde(with = "humantime_serde")]
-    pub etcd_stale_after: Duration,
-}
-
-impl Default for ReadinessSettings {
-    fn default() -> Self {
-        Self {
-            etcd_stale_after: Duration::from_secs(300),
-        }
-    }
-}
-
 /// A setting that parsed but cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -130,6 +113,8 @@ pub enum SettingsError {
     NoTime,
     #[error(transparent)]
     Resilience(#[from] kit::resilience::InvalidPolicy),
+    #[error(transparent)]
+    Readiness(#[from] kit::readiness::UnknownBackend),
 }
 
 impl Settings {
@@ -145,6 +130,7 @@ impl Settings {
             return Err(SettingsError::NoTime);
         }
         self.resilience.validate()?;
+        self.readiness.validate(&self.services.all())?;
         Ok(())
     }
 }

@@ -50,9 +50,13 @@ impl Gateway {
         let state = AppState {
             backends: Backends::new(&clients, &settings.services, retry),
             tokens: Arc::new(Tokens::new(&settings.auth)),
+            dependencies: kit::readiness::Dependencies::new(
+                &resolver,
+                &settings.readiness,
+                &settings.services.all(),
+            ),
             resolver,
             services: settings.services.clone(),
-            readiness: settings.readiness.clone(),
             accepting: accepting_rx,
         };
         let (api, openapi) = routes::api(settings.http.body_limit_bytes);
@@ -106,7 +110,7 @@ impl Gateway {
         );
         let admin_router = kit::admin::router(
             registry.clone(),
-            Arc::new(move || routes::readiness(&state).0),
+            Arc::new(move || routes::readiness(&state)),
         )
         .merge(dashboard)
         .merge(crate::admin::router(

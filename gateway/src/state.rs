@@ -2,11 +2,12 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use kit::discovery::Resolver;
+use kit::readiness::Dependencies;
 use tokio::sync::watch;
 
 use crate::auth::Tokens;
 use crate::backends::Backends;
-use crate::settings::{ReadinessSettings, ServiceNames};
+use crate::settings::ServiceNames;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -15,7 +16,8 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub resolver: Resolver,
     pub services: ServiceNames,
-    pub readiness: ReadinessSettings,
+    /// What `/readyz` requires (critical backends only).
+    pub dependencies: Dependencies,
     /// False once shutdown starts, so load balancers stop sending traffic
     /// before the listener closes.
     pub accepting: watch::Receiver<bool>,

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::metrics::Registry;
+use crate::readiness::Report;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,8 +41,8 @@ impl AdminSettings {
     }
 }
 
-/// Answers whether the process should get traffic now.
-pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
+/// Answers whether the process should get traffic now, with a report.
+pub type Readiness = Arc<dyn Fn() -> Report + Send + Sync>;
 
 #[derive(Clone)]
 struct AdminState {
@@ -51,7 +52,15 @@ struct AdminState {
 
 /// Readiness that follows a watch channel.
 pub fn follow(ready: watch::Receiver<bool>) -> Readiness {
-    Arc::new(move || *ready.borrow())
+    Arc::new(move || verdict(*ready.borrow()))
+}
+
+/// A report that says only ready or not.
+pub fn verdict(ready: bool) -> Report {
+    Report {
+        ready,
+        body: serde_json::json!({ "status": if ready { "ready" } else { "not ready" } }),
+    }
 }
 
 /// `/metrics`, `/healthz` (the process answers) and `/readyz` (it should get
@@ -94,11 +103,13 @@ async fn metrics(State(state): State<AdminState>, headers: HeaderMap) -> impl In
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    if (state.ready)() {
-        (StatusCode::OK, "ready")
+    let report = (state.ready)();
+    let status = if report.ready {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report.body))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.

@@ -15,6 +15,7 @@
 //! - [`pagination`], [`time`] and [`validate`]: cursor tokens, timestamps and
 //!   input checks for handlers;
 //! - [`admin`]: the admin HTTP port (`/metrics`, `/healthz`, `/readyz`);
+//! - [`readiness`]: what `/readyz` requires (critical backends only);
 //! - [`shutdown`] and [`runtime`]: signals, drain limits and the tokio runtime.
 
 pub mod admin;
@@ -26,6 +27,7 @@ pub mod db;
 pub mod discovery;
 pub mod metrics;
 pub mod pagination;
+pub mod readiness;
 pub mod resilience;
 pub mod runtime;
 pub mod server;

@@ -22,14 +22,31 @@ async fn healthz_and_readyz_report_a_ready_stack() {
 }
 
 #[tokio::test]
-async fn readyz_is_503_while_a_service_has_no_instance() {
+async fn readyz_stays_200_without_an_optional_backend_and_reports_it() {
     let mut stack = spawn_stack().await;
     stack.comment.take().unwrap().stop().await;
     stack.wait_for_instances("comment", 0).await;
     let response = stack.get("/readyz").await;
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["instances"]["comment"], 0);
+    assert_eq!(body["degraded"], serde_json::json!(["comment"]));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_a_critical_backend_has_no_instance() {
+    let mut stack = spawn_stack().await;
+    for content in stack.content.drain(..) {
+        content.stop().await;
+    }
+    stack.wait_for_instances("content", 0).await;
+    let response = stack.get("/readyz").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["missing"], serde_json::json!(["content"]));
+    // Liveness never looks at a dependency.
+    assert_eq!(stack.get("/healthz").await.status(), StatusCode::OK);
     stack.stop().await;
 }
 

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod degradation;
 mod load;
 mod scenarios;
 mod stack;

@@ -16,7 +16,7 @@ async fn served(process: &crate::stack::Process) -> f64 {
     )
 }
 
-async fn seed(stack: &Stack) {
+pub async fn seed(stack: &Stack) {
     let http = reqwest::Client::new();
     let register = serde_json::json!({"username": "chaos", "password": "chaos-password"});
     http.post(stack.url("/api/v1/users"))
@@ -132,7 +132,22 @@ async fn etcd_down_for_30_seconds_the_gateway_keeps_answering_and_services_re_re
     let load = Load::start(stack.url("/api/v1/articles?limit=5"), 2);
     stack.etcd.kill();
     let down = Instant::now();
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    // Every gateway loses etcd at the same moment: readiness must hold on
+    // last-known endpoints for the whole outage (no cliff after N seconds).
+    let http = reqwest::Client::new();
+    let mut unready = 0;
+    let mut report_body = serde_json::Value::Null;
+    while down.elapsed() < Duration::from_secs(30) {
+        let ready = http.get(stack.url("/readyz")).send().await.unwrap();
+        if ready.status() != 200 {
+            unready += 1;
+        }
+        report_body = ready.json().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(unready, 0, "unready while etcd was down: {report_body}");
+    let etcd = report_body["etcd"].as_str().unwrap_or_default();
+    assert!(etcd.starts_with("unreachable since "), "{report_body}");
     stack.etcd.restart().await;
     let back = Instant::now();
     let mut all_back = None;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use etcd_client::{Client, EventType, GetOptions, KeyValue, WatchOptions};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -59,6 +59,9 @@ struct Inner {
     synced: watch::Sender<bool>,
     /// When the watch last heard from etcd (for "stale for N s").
     last_contact: Mutex<Option<Instant>>,
+    /// Wall-clock time of the first failure since the watch last ran, for
+    /// operators ("unreachable since 10:42:07"); `None` while connected.
+    unreachable_since: Mutex<Option<SystemTime>>,
     endpoints_gauge: Family<ServiceLabels, Gauge>,
     resyncs: Counter<u64>,
 }
@@ -82,6 +85,7 @@ impl Resolver {
             connected: AtomicBool::new(false),
             synced: watch::channel(false).0,
             last_contact: Mutex::new(None),
+            unreachable_since: Mutex::new(None),
             endpoints_gauge: Family::default(),
             resyncs: Counter::default(),
         });
@@ -139,6 +143,16 @@ impl Resolver {
         let _ = synced.wait_for(|synced| *synced).await;
     }
 
+    /// Since when etcd cannot be reached (wall clock); `None` while the
+    /// watch runs.
+    pub fn unreachable_since(&self) -> Option<SystemTime> {
+        *self
+            .inner
+            .unreachable_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// How long since etcd was last heard from; `None` before the first contact.
     pub fn since_last_contact(&self) -> Option<Duration> {
         self.inner
@@ -173,6 +187,10 @@ impl Inner {
             };
             let Err(error) = result;
             let was_connected = self.connected.swap(false, Ordering::Relaxed);
+            self.unreachable_since
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert_with(SystemTime::now);
             let delay = backoff.next_delay();
             if was_connected {
                 tracing::warn!(%error, retry_in = ?delay, "discovery watch lost; serving last known endpoints");
@@ -199,6 +217,10 @@ impl Inner {
         )
         .await?;
         self.connected.store(true, Ordering::Relaxed);
+        *self
+            .unreachable_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         // Synced only once the watch runs: from here on no change is missed.
         self.synced.send_replace(true);
         backoff.reset();

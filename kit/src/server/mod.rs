@@ -34,6 +34,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use crate::admin::{self, AdminSettings};
 use crate::discovery::{ChannelSettings, DiscoverySettings, Instance, Registrar, Resolver};
 use crate::metrics::{GrpcMetrics, GrpcMetricsLayer, Registry};
+use crate::readiness::{Dependencies, ReadinessSettings, UnknownBackend};
 use crate::resilience::ResilienceSettings;
 use crate::resilience::deadline::ServerDeadlineLayer;
 use crate::runtime::RuntimeSettings;
@@ -56,6 +57,8 @@ pub struct PlatformSettings {
     pub telemetry: TelemetrySettings,
     pub shutdown: ShutdownSettings,
     pub runtime: RuntimeSettings,
+    /// Which backends `/readyz` requires (see [`crate::readiness`]).
+    pub readiness: ReadinessSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +123,8 @@ pub enum ServerError {
     Serve(#[from] tonic::transport::Error),
     #[error("admin server failed: {0}")]
     Admin(std::io::Error),
+    #[error("platform.{0}")]
+    Readiness(#[from] UnknownBackend),
 }
 
 /// A bound, not yet serving, gRPC server.
@@ -135,7 +140,7 @@ pub struct GrpcServer {
     services: Vec<&'static str>,
     descriptors: Vec<&'static [u8]>,
     health: HealthReporter,
-    resolver: Option<Resolver>,
+    dependencies: Option<Dependencies>,
 }
 
 impl GrpcServer {
@@ -194,7 +199,7 @@ impl GrpcServer {
             services: vec!["grpc.health.v1.Health"],
             descriptors: vec![tonic_health::pb::FILE_DESCRIPTOR_SET],
             health,
-            resolver: None,
+            dependencies: None,
         })
     }
 
@@ -229,12 +234,21 @@ impl GrpcServer {
         self
     }
 
-    /// Declares that this service calls others through `resolver`: it
-    /// registers (becomes reachable and ready) only once the resolver has
-    /// listed etcd, so its first requests do not fail for want of endpoints.
-    pub fn calls_through(mut self, resolver: Resolver) -> Self {
-        self.resolver = Some(resolver);
-        self
+    /// Declares that this service calls `backends` (discovery names) through
+    /// `resolver`: it registers only once the resolver has listed etcd, so its
+    /// first requests do not fail for want of endpoints, and `/readyz` also
+    /// requires an instance of each backend named in
+    /// `platform.readiness.critical` (refused here when it names a backend
+    /// not in `backends`).
+    pub fn calls_through(
+        mut self,
+        resolver: Resolver,
+        backends: &[&str],
+    ) -> Result<Self, ServerError> {
+        let readiness = &self.settings.readiness;
+        readiness.validate(backends)?;
+        self.dependencies = Some(Dependencies::new(&resolver, readiness, backends));
+        Ok(self)
     }
 
     /// Serves until `signal` completes, then shuts down in order:
@@ -253,7 +267,7 @@ impl GrpcServer {
             services,
             descriptors,
             health,
-            resolver,
+            dependencies,
         } = self;
         let reflection = || {
             descriptors.iter().fold(
@@ -314,19 +328,14 @@ impl GrpcServer {
             .clone()
             .unwrap_or_else(|| grpc.host.clone());
         let instance = Instance::new(&name, format!("{advertise_host}:{}", local_addr.port()));
-        let gate = resolver.clone();
-        let dependencies = async move {
+        let gate = dependencies.as_ref().map(|d| d.resolver().clone());
+        let synced = async move {
             if let Some(resolver) = gate {
                 resolver.wait_synced().await;
             }
         };
-        let registrar = Registrar::spawn_after(
-            dependencies,
-            &settings.discovery,
-            &name,
-            instance,
-            &registry,
-        );
+        let registrar =
+            Registrar::spawn_after(synced, &settings.discovery, &name, instance, &registry);
         let registered = registrar.registered();
         let (ready_tx, ready_rx) = watch::channel(false);
         let follow = crate::telemetry::spawn(
@@ -338,7 +347,7 @@ impl GrpcServer {
             "admin-server",
             admin::serve(
                 admin,
-                admin::router(registry.clone(), admin::follow(ready_rx)),
+                admin::router(registry.clone(), readiness(ready_rx, dependencies)),
                 admin_stop.clone().cancelled_owned(),
             ),
         );
@@ -413,6 +422,28 @@ async fn follow_registration(
             return;
         }
     }
+}
+
+/// `/readyz`: registered in etcd (callers can find us) and, for a service
+/// that calls others, every critical backend has an instance. gRPC health
+/// follows registration alone: it is what callers that dial us see.
+fn readiness(
+    registered: watch::Receiver<bool>,
+    dependencies: Option<Dependencies>,
+) -> admin::Readiness {
+    let Some(dependencies) = dependencies else {
+        return admin::follow(registered);
+    };
+    std::sync::Arc::new(move || {
+        let registered = *registered.borrow();
+        let mut report = dependencies.check();
+        report.ready &= registered;
+        report.body["registered"] = registered.into();
+        if !report.ready {
+            report.body["status"] = "not ready".into();
+        }
+        report
+    })
 }
 
 fn is_wildcard(host: &str) -> bool {

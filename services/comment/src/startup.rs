@@ -33,5 +33,5 @@ pub async fn build(settings: Settings) -> anyhow::Result<GrpcServer> {
         .await?
         .reflection(proto::comment::v1::FILE_DESCRIPTOR_SET)
         .add_service(CommentServiceServer::new(api))
-        .calls_through(resolver))
+        .calls_through(resolver, &[crate::CONTENT_SERVICE])?)
 }
