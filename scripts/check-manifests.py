@@ -596,8 +596,8 @@ def move_gateway_service_port(docs):
 
 def move_probe_port(docs):
     c = find(docs, "Deployment", "content")["spec"]["template"]["spec"]["containers"][0]
-    c["readinessProbe"]["grpc"]["port"] = 50052
-    return "content readiness probe moved to 50052"
+    c["readinessProbe"]["httpGet"]["port"] = 9101
+    return "content readiness probe moved to port 9101"
 
 
 def misspell_env_key(docs):
