@@ -37,6 +37,7 @@ offline evaluator is packaged for Python.
 """
 
 import argparse
+import base64
 import copy
 import ipaddress
 import json
@@ -149,7 +150,6 @@ def secret_value(objs, overlay, name, key, optional, problems, where):
     secret = objs.get("Secret", {}).get(name)
     if secret is not None:
         if key in secret.get("data", {}):
-            import base64
             return base64.b64decode(secret["data"][key]).decode()
         if key in secret.get("stringData", {}):
             return secret["stringData"][key]
@@ -177,7 +177,7 @@ def expand(value, env):
     return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), value)
 
 
-def container_environment(objs, overlay, pod, container, image_env, pod_meta, problems, where):
+def container_environment(objs, overlay, pod, container, image_env, problems, where):
     env = dict(image_env)
     for source in container.get("envFrom", []):
         prefix = source.get("prefix", "")
@@ -190,7 +190,6 @@ def container_environment(objs, overlay, pod, container, image_env, pod_meta, pr
             secret = objs.get("Secret", {}).get(ref["name"])
             if secret is None and not ref.get("optional", False):
                 problems.add(where, f"envFrom Secret {ref['name']} does not exist")
-            import base64
             for k, v in (secret or {}).get("data", {}).items():
                 env[prefix + k] = base64.b64decode(v).decode()
     for var in container.get("env", []):
@@ -250,7 +249,6 @@ def materialise(objs, overlay, workload, template, container, binary, targets, p
                 files = configmap_data(objs, volume["configMap"]["name"], problems, where,
                                        volume["configMap"].get("optional", False))
             elif "secret" in volume:
-                import base64
                 secret = objs.get("Secret", {}).get(volume["secret"]["secretName"], {})
                 files = {k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()}
             else:
@@ -266,7 +264,7 @@ def materialise(objs, overlay, workload, template, container, binary, targets, p
                 os.makedirs(target_dir, exist_ok=True)
                 for k, v in files.items():
                     open(os.path.join(target_dir, k), "w").write(v)
-        env = container_environment(objs, overlay, pod, container, target["env"], pod, problems, where)
+        env = container_environment(objs, overlay, pod, container, target["env"], problems, where)
         # Absolute paths inside the container live under the temporary root.
         for k, v in env.items():
             if v.startswith("/") and os.path.exists(os.path.join(root, v.lstrip("/"))):
@@ -625,7 +623,6 @@ def drop_monitoring_namespace(docs):
 
 
 def misspell_database_host(docs):
-    import base64
     secret = next(d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].startswith("user-secrets"))
     url = base64.b64decode(secret["data"]["database-url"]).decode().replace("@mysql-user:", "@mysql-usr:")
     secret["data"]["database-url"] = base64.b64encode(url.encode()).decode()
