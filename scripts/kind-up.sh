@@ -6,7 +6,8 @@
 #      localhost:5001/…:dev) loaded into the cluster's nodes, so nothing is
 #      pulled from a registry for our images;
 #   3. scripts/deploy.sh apply dev newsroom-dev $TAG, which waits for every
-#      rollout (and rolls back if one fails).
+#      rollout (and rolls back if one fails); on a cluster that already ran
+#      them, our Deployments restart onto the freshly loaded images.
 # Needs docker with buildx, kind (or k3d) and kubectl on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +48,18 @@ case $TOOL in
   k3d) k3d image import --cluster "$CLUSTER" "${images[@]}" ;;
 esac
 
+# A second run reuses the tag: the Deployments do not change, so restart
+# them to pick up the images just loaded.
+existed=$(kubectl -n "$NAMESPACE" get deployment gateway -o name 2>/dev/null || true)
 scripts/deploy.sh apply dev "$NAMESPACE" "$TAG"
+if [ -n "$existed" ]; then
+  for component in gateway user content comment; do
+    kubectl -n "$NAMESPACE" rollout restart "deployment/$component"
+  done
+  for component in gateway user content comment; do
+    kubectl -n "$NAMESPACE" rollout status "deployment/$component" --timeout=10m
+  done
+fi
 cat <<MSG
 
 newsroom runs in namespace $NAMESPACE. Try it:
