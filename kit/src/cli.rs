@@ -38,9 +38,9 @@ pub struct Contract {
     pub dials: Vec<Dial>,
     /// The discovery name it registers under, if it registers.
     pub registers_as: Option<String>,
-    /// Longest time from SIGTERM to exit: propagation delay + drain timeout
-    /// + telemetry flush. Kubernetes' grace period must cover it (plus any
-    /// preStop hook).
+    /// Longest time from SIGTERM to exit: the propagation delay, the drain
+    /// timeout and the telemetry flush together. Kubernetes' grace period
+    /// must cover it, plus any preStop hook.
     pub shutdown_budget_ms: u64,
 }
 
