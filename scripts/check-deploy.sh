@@ -243,6 +243,29 @@ PY
 # cannot parse prometheus.yml; check the parts that wire alerts to a human
 # against the rendered dev overlay instead, and the Alertmanager config with
 # amtool.
+# One image story (docs/deploy.md, "Images"): $REGISTRY/newsroom-<component>:$TAG
+# with the same defaults in the Makefile, docker-bake.hcl, the dev overlay,
+# the loadgen component and the docs; no old `newsroom/<component>` names.
+check_image_story() {
+  local stale
+  stale=$(grep -rnE 'newsroom/(gateway|user|content|comment|loadgen)([: ]|$)' \
+    README.md docs k8s scripts Makefile Dockerfile docker-bake.hcl loadtest/Dockerfile 2>/dev/null || true)
+  [ -z "$stale" ] || { echo "old image names:"; echo "$stale"; return 1; }
+  grep -q '^REGISTRY ?= localhost:5001$' Makefile && grep -q '^TAG ?= dev$' Makefile \
+    || { echo "Makefile: REGISTRY/TAG defaults are not localhost:5001/dev"; return 1; }
+  grep -A1 'variable "REGISTRY"' docker-bake.hcl | grep -q '"localhost:5001"' \
+    && grep -A1 'variable "TAG"' docker-bake.hcl | grep -q '"dev"' \
+    || { echo "docker-bake.hcl: REGISTRY/TAG defaults are not localhost:5001/dev"; return 1; }
+  local images
+  images=$(grep -hoE 'image: localhost:5001/newsroom-[a-z]+:[^ ]+' "$OUT/k8s/dev-loadtest.yaml" | sort -u)
+  [ "$(echo "$images" | grep -c ':dev$')" = 5 ] \
+    || { echo "dev-loadtest does not run the five images at localhost:5001/…:dev:"; echo "$images"; return 1; }
+  grep -q 'localhost:5001/newsroom-loadgen:dev' docs/loadtest.md \
+    && grep -q 'localhost:5001' docs/deploy.md \
+    || { echo "docs/deploy.md or docs/loadtest.md tell another image story"; return 1; }
+  echo "Makefile, docker-bake.hcl, dev overlays and docs: \$REGISTRY/newsroom-<component>:\$TAG, localhost:5001 and dev"
+}
+
 check_monitoring_config() {
   amtool check-config k8s/components/monitoring/alertmanager.yml || return 1
   "$VENV/bin/python" - "$OUT/k8s/dev.yaml" <<'PY'
@@ -333,6 +356,7 @@ check "kubernetes-validate $K8S_VERSION" validate_schemas
 check "checkov (manifests, Dockerfiles, CI)" run_checkov
 check "hadolint" run_hadolint
 check "GitLab CI schema (check-jsonschema)" "$VENV/bin/check-jsonschema" --builtin-schema vendor.gitlab-ci .gitlab-ci.yml
+check "one image story" check_image_story
 check "GitLab jobs: graph per pipeline, tools per image" check_ci
 check "prometheus-operator component" check_prometheus_operator
 check "Alertmanager (amtool, alerting: target)" check_monitoring_config
