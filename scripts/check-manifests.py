@@ -543,8 +543,13 @@ def check_overlay(overlay, docs, bin_dir, targets):
                                   f"({why})")
 
     datastores = {}  # binary → [(destination, port)]
+    registered = {p["contract"].get("registers_as") for p in ours}
     for pod in ours:
         where = f"{overlay}: {pod['binary']}"
+        for backend in pod["contract"].get("critical", []):
+            if backend not in registered:
+                problems.add(where, f"readiness requires {backend}, which no workload of the overlay registers "
+                                    "as: the pods would never become ready")
         require(pod, DNS_POD, 53, "cluster DNS", "UDP")
         for dial in pod["contract"]["dials"]:
             if dial["kind"] == "address":
@@ -629,6 +634,11 @@ def misspell_database_host(docs):
     return "user's database URL names host mysql-usr"
 
 
+def remove_content(docs):
+    docs.remove(find(docs, "Deployment", "content"))
+    return "content Deployment removed (the gateway's critical backend)"
+
+
 def widen_user_datastore_cidr(docs):
     policy = find(docs, "NetworkPolicy", "user-to-datastores")
     policy["spec"]["egress"][0]["to"][0]["ipBlock"]["cidr"] = "10.100.0.0/16"
@@ -648,7 +658,7 @@ def shorten_grace(docs):
 
 MUTATIONS = [("dev", move_gateway_service_port), ("dev", move_probe_port), ("dev", misspell_env_key),
              ("dev", remove_comment_to_content), ("dev", shorten_grace), ("dev", remove_dns),
-             ("dev", drop_monitoring_namespace), ("dev", misspell_database_host),
+             ("dev", drop_monitoring_namespace), ("dev", misspell_database_host), ("dev", remove_content),
              ("prod", widen_user_datastore_cidr), ("prod", open_datastores_to_gateway)]
 
 

@@ -21,6 +21,7 @@ impl Checked for Settings {
                     port: self.admin.port,
                 },
             ],
+            critical: self.readiness.critical.clone(),
             shutdown_budget_ms: kit::cli::shutdown_budget(
                 &self.shutdown,
                 self.telemetry.flush_timeout,

@@ -38,6 +38,9 @@ pub struct Contract {
     pub dials: Vec<Dial>,
     /// The discovery name it registers under, if it registers.
     pub registers_as: Option<String>,
+    /// Backends readiness requires an instance of (`readiness.critical`):
+    /// a deployment that runs none of one never becomes ready.
+    pub critical: Vec<String>,
     /// Longest time from SIGTERM to exit: the propagation delay, the drain
     /// timeout and the telemetry flush together. Kubernetes' grace period
     /// must cover it, plus any preStop hook.
@@ -108,6 +111,7 @@ impl PlatformSettings {
                 },
             ],
             registers_as: Some(registers_as.into()),
+            critical: self.readiness.critical.clone(),
             shutdown_budget_ms: shutdown_budget(&self.shutdown, self.telemetry.flush_timeout),
             ..Contract::default()
         };
