@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use proto::Timestamp;
-use proto::content::v1::Article;
+use proto::content::v1::{Article, ArticleSummary};
 use proto::user::v1::User;
 
 /// Articles the skeleton serves (the largest page is 100).
@@ -47,6 +47,24 @@ pub fn articles() -> Vec<Article> {
             title: title(id),
             body: BODY.to_owned(),
             created_at: Some(CREATED),
+        })
+        .collect()
+}
+
+/// What the list shows of each article: the content service's summary of
+/// [`BODY`] (280 characters, "…" when cut), so the skeleton's page has the
+/// platform's size.
+pub fn summaries() -> Vec<ArticleSummary> {
+    let cut: String = BODY.chars().take(279).collect();
+    let summary = format!("{}…", cut.trim_end());
+    articles()
+        .into_iter()
+        .map(|a| ArticleSummary {
+            id: a.id,
+            author_id: a.author_id,
+            title: a.title,
+            summary: summary.clone(),
+            created_at: a.created_at,
         })
         .collect()
 }

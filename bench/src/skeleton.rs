@@ -40,6 +40,7 @@ use crate::canned;
 pub fn services() -> tonic::transport::server::Router {
     let data = Arc::new(Canned {
         articles: canned::articles(),
+        summaries: canned::summaries(),
         users: canned::users(),
     });
     Server::builder()
@@ -50,6 +51,7 @@ pub fn services() -> tonic::transport::server::Router {
 
 struct Canned {
     articles: Vec<proto::content::v1::Article>,
+    summaries: Vec<proto::content::v1::ArticleSummary>,
     users: HashMap<i64, User>,
 }
 
@@ -82,7 +84,7 @@ impl ContentService for Canned {
     ) -> Result<GrpcResponse<ListArticlesResponse>, Status> {
         let size = request.into_inner().page_size.clamp(1, 100) as usize;
         Ok(GrpcResponse::new(ListArticlesResponse {
-            articles: self.articles[..size].to_vec(),
+            articles: self.summaries[..size].to_vec(),
             next_page_token: "c2tlbGV0b24".into(),
         }))
     }
@@ -215,7 +217,7 @@ impl Clients {
                 comment_count: Some(counts.get(&a.id).copied().unwrap_or(0)),
                 id: a.id,
                 title: a.title,
-                body: a.body,
+                summary: a.summary,
                 created_at: rfc3339(a.created_at),
                 author_id: a.author_id,
             })
@@ -273,7 +275,7 @@ pub struct ArticlePage {
 pub struct Article {
     pub id: i64,
     pub title: String,
-    pub body: String,
+    pub summary: String,
     pub created_at: String,
     pub author_id: i64,
     pub author: Option<Author>,

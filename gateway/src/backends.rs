@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use kit::client::{Channel, Clients};
+use kit::messages::MessageLimits;
 use kit::resilience::retry::Retry;
 use proto::comment::v1::comment_service_client::CommentServiceClient;
 use proto::comment::v1::{
@@ -28,11 +29,23 @@ pub struct Backends {
 }
 
 impl Backends {
-    pub fn new(clients: &Clients, names: &ServiceNames, retry: Retry) -> Self {
+    pub fn new(
+        clients: &Clients,
+        names: &ServiceNames,
+        limits: &MessageLimits,
+        retry: Retry,
+    ) -> Self {
+        let channel = |name: &str| clients.channel(name);
         Self {
-            user: UserServiceClient::new(clients.channel(&names.user)),
-            content: ContentServiceClient::new(clients.channel(&names.content)),
-            comment: CommentServiceClient::new(clients.channel(&names.comment)),
+            user: kit::with_message_limits!(UserServiceClient::new(channel(&names.user)), limits),
+            content: kit::with_message_limits!(
+                ContentServiceClient::new(channel(&names.content)),
+                limits
+            ),
+            comment: kit::with_message_limits!(
+                CommentServiceClient::new(channel(&names.comment)),
+                limits
+            ),
             retry,
         }
     }

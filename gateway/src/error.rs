@@ -122,9 +122,12 @@ impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let message = status.message().to_owned();
         match status.code() {
-            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
-                Self::InvalidArgument(message)
-            }
+            Code::InvalidArgument | Code::FailedPrecondition => Self::InvalidArgument(message),
+            // Our services answer bad input with INVALID_ARGUMENT; an
+            // OUT_OF_RANGE reaching here is tonic's message-size limit (an
+            // answer too large to decode or encode): the platform's fault,
+            // never the reader's, so it must not become a 400.
+            Code::OutOfRange => Self::Internal(format!("OutOfRange: {message}")),
             Code::NotFound => Self::NotFound(message),
             Code::AlreadyExists | Code::Aborted => Self::Conflict(message),
             Code::Unauthenticated => Self::Unauthenticated(message),
@@ -204,7 +207,7 @@ mod tests {
     fn grpc_codes_map_to_http_statuses() {
         let table = [
             (Code::InvalidArgument, 400),
-            (Code::OutOfRange, 400),
+            (Code::OutOfRange, 500),
             (Code::FailedPrecondition, 400),
             (Code::NotFound, 404),
             (Code::AlreadyExists, 409),

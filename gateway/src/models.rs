@@ -78,9 +78,25 @@ pub struct Article {
     pub comment_count: Option<i64>,
 }
 
+/// An article as a list shows it: its summary instead of its body, so a
+/// page's size is bounded whatever the articles' length.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArticleSummary {
+    pub id: i64,
+    pub title: String,
+    /// At most 280 characters of the body, ending in "…" when cut; the whole
+    /// body is at `GET /api/v1/articles/{id}`.
+    pub summary: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub author_id: i64,
+    pub author: Option<Author>,
+    pub comment_count: Option<i64>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ArticlePage {
-    pub items: Vec<Article>,
+    pub items: Vec<ArticleSummary>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
     /// Parts left out because a low-priority service failed: `authors`
@@ -165,6 +181,20 @@ impl Article {
             id: article.id,
             title: article.title,
             body: article.body,
+            created_at: rfc3339(article.created_at),
+            author_id: article.author_id,
+            author: None,
+            comment_count: None,
+        }
+    }
+}
+
+impl ArticleSummary {
+    pub fn from_proto(article: content_pb::ArticleSummary) -> Self {
+        Self {
+            id: article.id,
+            title: article.title,
+            summary: article.summary,
             created_at: rfc3339(article.created_at),
             author_id: article.author_id,
             author: None,

@@ -115,6 +115,8 @@ pub enum SettingsError {
     Resilience(#[from] kit::resilience::InvalidPolicy),
     #[error(transparent)]
     Readiness(#[from] kit::readiness::UnknownBackend),
+    #[error(transparent)]
+    Limits(#[from] kit::messages::InvalidLimits),
 }
 
 impl Settings {
@@ -130,6 +132,7 @@ impl Settings {
             return Err(SettingsError::NoTime);
         }
         self.resilience.validate()?;
+        self.channel.messages.validate("channel.messages")?;
         self.readiness.validate(&self.services.all())?;
         Ok(())
     }

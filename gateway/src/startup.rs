@@ -48,7 +48,12 @@ impl Gateway {
         let retry = Retry::new(&settings.retry, &registry);
         let (accepting, accepting_rx) = watch::channel(true);
         let state = AppState {
-            backends: Backends::new(&clients, &settings.services, retry),
+            backends: Backends::new(
+                &clients,
+                &settings.services,
+                &settings.channel.messages,
+                retry,
+            ),
             tokens: Arc::new(Tokens::new(&settings.auth)),
             dependencies: kit::readiness::Dependencies::new(
                 &resolver,

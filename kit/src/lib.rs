@@ -25,6 +25,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod discovery;
+pub mod messages;
 pub mod metrics;
 pub mod pagination;
 pub mod readiness;

@@ -8,8 +8,8 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::models::{
-    Article, ArticleDetail, ArticlePage, Author, CreateArticle, PageQuery, comments_with_authors,
-    next_cursor,
+    Article, ArticleDetail, ArticlePage, ArticleSummary, Author, CreateArticle, PageQuery,
+    comments_with_authors, next_cursor,
 };
 use crate::state::AppState;
 
@@ -87,7 +87,11 @@ pub async fn list_articles(
             page_token: query.cursor.unwrap_or_default(),
         })
         .await?;
-    let mut items: Vec<Article> = page.articles.into_iter().map(Article::from_proto).collect();
+    let mut items: Vec<ArticleSummary> = page
+        .articles
+        .into_iter()
+        .map(ArticleSummary::from_proto)
+        .collect();
     let mut degraded = Vec::new();
     if !items.is_empty() {
         let (users, counts) = tokio::join!(

@@ -219,3 +219,80 @@ async fn a_page_of_fifty_articles_costs_at_most_one_user_query() {
     }
     stack.stop().await;
 }
+
+/// CJK characters take three bytes: 85,000 of them make a 255 KB body, under
+/// the gateway's 256 KiB request limit.
+fn long_cjk_body() -> String {
+    "央行维持利率不变".repeat(85_000 / 8)
+}
+
+#[tokio::test]
+async fn a_page_of_long_articles_still_answers_with_summaries() {
+    let stack = spawn_stack().await;
+    let (_, token) = stack.login_as("longform").await;
+    let body = long_cjk_body();
+    // 17 whole bodies would be 4.3 MB, past tonic's 4 MiB default.
+    for i in 0..17 {
+        let r = stack
+            .post(
+                "/api/v1/articles",
+                json!({"title": format!("long {i}"), "body": body}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let list = stack.get("/api/v1/articles?limit=20").await;
+    assert_eq!(list.status(), StatusCode::OK);
+    let page: Value = list.json().await.unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 17);
+    for item in items {
+        let summary = item["summary"].as_str().unwrap();
+        assert_eq!(summary.chars().count(), 280);
+        assert!(summary.ends_with('…'));
+        assert!(item.get("body").is_none(), "a list never carries bodies");
+    }
+    // The whole body is on the article's own page.
+    let id = items[0]["id"].as_i64().unwrap();
+    let detail: Value = stack
+        .get(&format!("/api/v1/articles/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["body"].as_str().unwrap(), body);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_too_large_to_decode_is_an_opaque_500_not_a_400() {
+    let stack = crate::helpers::spawn_stack_with(kit::db::Backend::MySql, |s| {
+        s.channel.messages.max_decoding_bytes = 16 * 1024;
+    })
+    .await;
+    let mut content = proto::content::v1::content_service_client::ContentServiceClient::connect(
+        stack.content[0].url(),
+    )
+    .await
+    .unwrap();
+    let article = content
+        .create_article(proto::content::v1::CreateArticleRequest {
+            author_id: 1,
+            title: "huge".into(),
+            body: "x".repeat(50_000),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .article
+        .unwrap();
+    let response = stack.get(&format!("/api/v1/articles/{}", article.id)).await;
+    assert_eq!(
+        error_code(response, StatusCode::INTERNAL_SERVER_ERROR).await,
+        "internal"
+    );
+    // The list carries summaries, so the same article does not break it.
+    assert_eq!(stack.get("/api/v1/articles").await.status(), StatusCode::OK);
+    stack.stop().await;
+}

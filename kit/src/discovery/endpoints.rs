@@ -33,6 +33,8 @@ pub struct ChannelSettings {
     pub ejection_base: Duration,
     #[serde(with = "humantime_serde")]
     pub ejection_max: Duration,
+    /// Message size limits of the clients built on these channels.
+    pub messages: crate::messages::MessageLimits,
 }
 
 impl Default for ChannelSettings {
@@ -43,6 +45,7 @@ impl Default for ChannelSettings {
             keepalive_timeout: Duration::from_secs(5),
             ejection_base: Duration::from_secs(1),
             ejection_max: Duration::from_secs(30),
+            messages: crate::messages::MessageLimits::default(),
         }
     }
 }

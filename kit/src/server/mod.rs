@@ -85,6 +85,9 @@ pub struct GrpcSettings {
     /// Longest a handler may run, also when the caller sent no deadline.
     #[serde(with = "humantime_serde::option")]
     pub max_request_time: Option<Duration>,
+    /// Message size limits of the services served here; apply them with
+    /// [`crate::with_message_limits!`] to each generated `…Server`.
+    pub messages: crate::messages::MessageLimits,
 }
 
 impl Default for GrpcSettings {
@@ -98,6 +101,7 @@ impl Default for GrpcSettings {
             keepalive_interval: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(5),
             max_request_time: Some(Duration::from_secs(30)),
+            messages: crate::messages::MessageLimits::default(),
         }
     }
 }
@@ -125,6 +129,8 @@ pub enum ServerError {
     Admin(std::io::Error),
     #[error("platform.{0}")]
     Readiness(#[from] UnknownBackend),
+    #[error(transparent)]
+    Limits(#[from] crate::messages::InvalidLimits),
 }
 
 /// A bound, not yet serving, gRPC server.
@@ -151,6 +157,11 @@ impl GrpcServer {
         registry: &Registry,
     ) -> Result<Self, ServerError> {
         let grpc = &settings.grpc;
+        grpc.messages.validate("platform.grpc.messages")?;
+        settings
+            .channel
+            .messages
+            .validate("platform.channel.messages")?;
         if grpc.advertise_host.is_none() && is_wildcard(&grpc.host) {
             return Err(ServerError::NoAdvertiseHost(grpc.host.clone()));
         }

@@ -138,3 +138,19 @@ fn to_proto(comment: Comment) -> pb::Comment {
         created_at: Some(kit::time::timestamp(comment.created_at)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A comment page carries whole comments (there is nothing else to read
+    /// them by), so the page bound is what keeps it decodable: the longest
+    /// comments, four bytes a character, with room for ids and timestamps.
+    #[test]
+    fn the_largest_comment_page_fits_the_default_message_limit() {
+        let per_comment = BODY_MAX * 4 + 64;
+        let largest_page = per_comment * PAGE_MAX as usize;
+        let limit = kit::messages::MessageLimits::default().max_decoding_bytes;
+        assert!(largest_page * 2 <= limit, "{largest_page} bytes vs {limit}");
+    }
+}

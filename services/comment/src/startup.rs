@@ -27,11 +27,17 @@ pub async fn build(settings: Settings) -> anyhow::Result<GrpcServer> {
     let platform = &settings.platform;
     let resolver = Resolver::spawn(&platform.discovery, &platform.channel, &registry);
     let clients = Clients::new(&resolver, &registry, &platform.resilience)?;
-    let content = ContentServiceClient::new(clients.channel(crate::CONTENT_SERVICE));
+    let content = kit::with_message_limits!(
+        ContentServiceClient::new(clients.channel(crate::CONTENT_SERVICE)),
+        &platform.channel.messages
+    );
     let api = CommentApi::new(CommentRepository::new(pool, &registry), content, &cache);
     Ok(GrpcServer::bind(crate::SERVICE, platform, &registry)
         .await?
         .reflection(proto::comment::v1::FILE_DESCRIPTOR_SET)
-        .add_service(CommentServiceServer::new(api))
+        .add_service(kit::with_message_limits!(
+            CommentServiceServer::new(api),
+            &platform.grpc.messages
+        ))
         .calls_through(resolver, &[crate::CONTENT_SERVICE])?)
 }

@@ -10,7 +10,7 @@ use proto::content::v1::content_service_server::ContentService;
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
-use crate::repository::{Article, ArticleRepository};
+use crate::repository::{Article, ArticleRepository, ArticleSummary};
 
 const TITLE_MAX: usize = 200;
 const BODY_MAX: usize = 100_000;
@@ -36,7 +36,7 @@ impl ContentApi {
         let mut articles = self.articles.page(&page).await?;
         let next_page_token = page.finish(&mut articles, |a| a.id);
         Ok(pb::ListArticlesResponse {
-            articles: articles.into_iter().map(to_proto).collect(),
+            articles: articles.into_iter().map(summary_to_proto).collect(),
             next_page_token,
         })
     }
@@ -116,6 +116,16 @@ fn to_proto(article: Article) -> pb::Article {
         author_id: article.author_id,
         title: article.title,
         body: article.body,
+        created_at: Some(kit::time::timestamp(article.created_at)),
+    }
+}
+
+fn summary_to_proto(article: ArticleSummary) -> pb::ArticleSummary {
+    pb::ArticleSummary {
+        id: article.id,
+        author_id: article.author_id,
+        title: article.title,
+        summary: article.summary,
         created_at: Some(kit::time::timestamp(article.created_at)),
     }
 }

@@ -25,6 +25,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<GrpcServer> {
         GrpcServer::bind(crate::SERVICE, &settings.platform, &registry)
             .await?
             .reflection(proto::content::v1::FILE_DESCRIPTOR_SET)
-            .add_service(ContentServiceServer::new(api)),
+            .add_service(kit::with_message_limits!(
+                ContentServiceServer::new(api),
+                &settings.platform.grpc.messages
+            )),
     )
 }

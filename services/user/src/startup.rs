@@ -30,6 +30,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<GrpcServer> {
         GrpcServer::bind(crate::SERVICE, &settings.platform, &registry)
             .await?
             .reflection(proto::user::v1::FILE_DESCRIPTOR_SET)
-            .add_service(UserServiceServer::new(api)),
+            .add_service(kit::with_message_limits!(
+                UserServiceServer::new(api),
+                &settings.platform.grpc.messages
+            )),
     )
 }

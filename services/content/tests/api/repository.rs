@@ -47,9 +47,13 @@ async fn articles_are_stored_found_by_id_and_paged_newest_first() {
             size: 2,
             before: Some(created[1].id),
         };
+        let rest = articles.page(&next).await.unwrap();
         assert_eq!(
-            articles.page(&next).await.unwrap(),
-            vec![created[0].clone()]
+            rest.iter()
+                .map(|a| (a.id, a.summary.as_str()))
+                .collect::<Vec<_>>(),
+            [(created[0].id, created[0].body.as_str())],
+            "{backend:?}: a short body is its own summary"
         );
         assert_eq!(articles.queries().get("articles_page"), 2);
     }
