@@ -266,6 +266,36 @@ check_image_story() {
   echo "Makefile, docker-bake.hcl, dev overlays and docs: \$REGISTRY/newsroom-<component>:\$TAG, localhost:5001 and dev"
 }
 
+# `make images` cannot run here (no Docker engine): parse docker-bake.hcl
+# (with checkov's HCL2 parser, bc-python-hcl2, which wraps every attribute
+# value in a list) and check it against the Dockerfile's stages instead.
+check_bake() {
+  "$VENV/bin/python" - <<'PY'
+import re, sys
+import hcl2
+bake = hcl2.load(open("docker-bake.hcl"))
+targets = {k: {a: (v[0] if isinstance(v, list) else v) for a, v in body.items()}
+           for t in bake["target"] for k, body in t.items()}
+group = next(g["default"] for g in bake["group"] if "default" in g)["targets"][0]
+stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", open("Dockerfile").read(), re.M | re.I))
+problems = []
+want = ["gateway", "user", "content", "comment", "loadgen"]
+if sorted(group) != sorted(want):
+    problems.append(f"default group builds {group}, expected {want}")
+for name in group:
+    t = dict(targets.get(name, {}))
+    for parent in t.get("inherits", []):
+        t = {**targets[parent], **t}
+    if t.get("tags") != [f"${{REGISTRY}}/newsroom-{name}:${{TAG}}"]:
+        problems.append(f"{name}: tags {t.get('tags')}, expected $REGISTRY/newsroom-{name}:$TAG")
+    if t.get("context", ".") == "." and t.get("target") not in stages:
+        problems.append(f"{name}: target {t.get('target')!r} is not a Dockerfile stage {sorted(stages)}")
+if problems:
+    sys.exit("\n".join(problems))
+print(f"docker-bake.hcl: {len(group)} images, Dockerfile stages {sorted(stages & set(group))} + loadtest/")
+PY
+}
+
 check_monitoring_config() {
   amtool check-config k8s/components/monitoring/alertmanager.yml || return 1
   "$VENV/bin/python" - "$OUT/k8s/dev.yaml" <<'PY'
@@ -357,6 +387,7 @@ check "checkov (manifests, Dockerfiles, CI)" run_checkov
 check "hadolint" run_hadolint
 check "GitLab CI schema (check-jsonschema)" "$VENV/bin/check-jsonschema" --builtin-schema vendor.gitlab-ci .gitlab-ci.yml
 check "one image story" check_image_story
+check "docker-bake.hcl against the Dockerfile" check_bake
 check "GitLab jobs: graph per pipeline, tools per image" check_ci
 check "prometheus-operator component" check_prometheus_operator
 check "Alertmanager (amtool, alerting: target)" check_monitoring_config
