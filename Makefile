@@ -9,13 +9,23 @@ TAG ?= dev
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
+		'{ name[NR] = $$1; text[NR] = $$2; if (length($$1) > width) width = length($$1) } \
+		 END { for (i = 1; i <= NR; i++) printf "  make %-*s  %s\n", width, name[i], text[i] }'
 
 .PHONY: run
-run: ## Install what is missing, build, start etcd + services + gateway on 127.0.0.1:$(PORT) with demo data
+run: ## Install what is missing, build, start etcd + services + gateway on 127.0.0.1:$(PORT) with demo data (FRESH=1: empty DATA first)
 	@scripts/deps.sh build
 	@cargo build --release --bins
 	@PORT=$(PORT) scripts/run.sh
+
+.PHONY: restart
+restart: ## Start a process of the running make run again: make restart NAME=comment
+	@scripts/run.sh restart $(NAME)
+
+.PHONY: reset
+reset: ## Delete make run's data (DATA, default data/): the next make run starts empty
+	@scripts/run.sh reset
 
 .PHONY: test
 test: ## The whole test suite (installs and starts etcd, MariaDB and Redis when missing)

@@ -39,7 +39,7 @@ for i in 0 1 2; do
   APP_PLATFORM__RUNTIME__WORKER_THREADS=$WORKERS "$BIN/skeleton-service" "127.0.0.1:$((SKELETON_GRPC_PORT + i))" >"$STACK_LOGS/skeleton-$i.log" 2>&1 &
   skeleton+=("$!")
 done
-APP_RUNTIME__WORKER_THREADS=$WORKERS "$BIN/skeleton-gateway" "127.0.0.1:$SKELETON_PORT" --user "127.0.0.1:$SKELETON_GRPC_PORT" \
+APP_PLATFORM__RUNTIME__WORKER_THREADS=$WORKERS "$BIN/skeleton-gateway" "127.0.0.1:$SKELETON_PORT" --user "127.0.0.1:$SKELETON_GRPC_PORT" \
   --content "127.0.0.1:$((SKELETON_GRPC_PORT + 1))" --comment "127.0.0.1:$((SKELETON_GRPC_PORT + 2))" \
   >"$STACK_LOGS/skeleton-gateway.log" 2>&1 &
 skeleton+=("$!")

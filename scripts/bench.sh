@@ -17,8 +17,8 @@
 #   4. an axum hello-world under the same load (the HTTP ceiling).
 #
 # Repeated for each runtime flavour in WORKERS ("0 1": one worker per core,
-# then one worker per process), set through the real knobs
-# APP_RUNTIME__WORKER_THREADS / APP_PLATFORM__RUNTIME__WORKER_THREADS.
+# then one worker per process), set through the real knob
+# APP_PLATFORM__RUNTIME__WORKER_THREADS.
 #
 #   scripts/bench.sh            # release build, 20 s per stage (~6 min)
 #   scripts/bench.sh --smoke    # debug binaries, tiny load, checks every
@@ -187,7 +187,7 @@ bench_flavour() {
     APP_PLATFORM__RUNTIME__WORKER_THREADS=$w "$BIN/skeleton-service" "127.0.0.1:$port" >"$LOGS/skeleton-${names[$i]}.log" 2>&1 &
     extra_pids+=("$!")
   done
-  APP_RUNTIME__WORKER_THREADS=$w "$BIN/skeleton-gateway" "127.0.0.1:$SKELETON_PORT" --user "127.0.0.1:$SKELETON_GRPC_PORT" \
+  APP_PLATFORM__RUNTIME__WORKER_THREADS=$w "$BIN/skeleton-gateway" "127.0.0.1:$SKELETON_PORT" --user "127.0.0.1:$SKELETON_GRPC_PORT" \
     --content "127.0.0.1:$((SKELETON_GRPC_PORT + 1))" --comment "127.0.0.1:$((SKELETON_GRPC_PORT + 2))" \
     >"$LOGS/skeleton-gateway.log" 2>&1 &
   extra_pids+=("$!")
@@ -203,7 +203,7 @@ bench_flavour() {
   stop_extra
 
   # 4. The HTTP ceiling.
-  APP_RUNTIME__WORKER_THREADS=$w "$BIN/hello" "127.0.0.1:$HELLO_PORT" >"$LOGS/hello.log" 2>&1 &
+  APP_PLATFORM__RUNTIME__WORKER_THREADS=$w "$BIN/hello" "127.0.0.1:$HELLO_PORT" >"$LOGS/hello.log" 2>&1 &
   extra_pids+=("$!")
   wait_http "http://127.0.0.1:$HELLO_PORT/"
   wrk_stage "$w/hello" "http://127.0.0.1:$HELLO_PORT$LIST_PATH" list hello="${extra_pids[0]}"

@@ -15,7 +15,12 @@ MYSQL_URL=${NEWSROOM_TEST_MYSQL:-mysql://root@127.0.0.1:3306}
 REDIS_URL=${NEWSROOM_TEST_REDIS:-redis://127.0.0.1:6379}
 STATE_DIR=${NEWSROOM_STATE_DIR:-${TMPDIR:-/tmp}/newsroom}
 
-log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+# Colour only on a terminal: a log file gets plain text (NO_COLOR honoured).
+if [ -t 2 ] && [ -z "${NO_COLOR:-}" ]; then
+  log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+else
+  log() { printf '==> %s\n' "$*" >&2; }
+fi
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced, not run: starts a private etcd, the three services and the
 # gateway in the background, and stops them. Used by run.sh (make run),
 # loadtest.sh (make loadtest) and bench.sh (make bench).
@@ -9,17 +10,30 @@
 #   STACK_GRPC_PORT  first service port (50051): user, content, comment follow
 #   STACK_ADMIN_PORT gateway admin port; the services' admin ports follow (9101…)
 #   STACK_ETCD_PORT  private etcd (22379; the next port is its peer port)
+#   STACK_RUN_DIR    etcd's data, a pid file per process (NAME.pid) and, when
+#                    STACK_LOGS is unset, the logs; unset = a temporary
+#                    directory removed by stack_stop
 #   STACK_LOGS       a directory for one log file per process; unset = this
-#                    terminal, each line prefixed with the process name
+#                    terminal, each line prefixed with the process name (and
+#                    kept in $STACK_RUN_DIR/logs/NAME.log)
 #   STACK_WORKERS    tokio worker threads per process (0 = one per core);
 #                    unset = each process's configuration
 # Other settings pass through the APP_* environment.
 #
-# After stack_start: STACK_PIDS[name] for name in gateway user content comment
-# etcd, STACK_URL, STACK_RUN_DIR.
+# After stack_start: STACK_PIDS[name] for name in STACK_NAMES, STACK_URL,
+# STACK_RUN_DIR. `stack_launch NAME` starts one of them again,
+# `stack_log NAME` is its log file, `stack_ready NAME` waits until it serves.
+#
+# Every process runs in a session of its own (setsid): Ctrl-C in the
+# terminal reaches only the script, which stops them in order (gateway and
+# services first, while etcd still answers their lease revocations; etcd
+# last) instead of all of them dying at the same instant.
 
 STACK_SERVICES=(user content comment)
+STACK_NAMES=(etcd "${STACK_SERVICES[@]}" gateway)
 declare -A STACK_PIDS=()
+STACK_SETSID=()
+command -v setsid >/dev/null && STACK_SETSID=(setsid)
 
 stack_defaults() {
   STACK_BIN=${STACK_BIN:-target/release}
@@ -32,7 +46,12 @@ stack_defaults() {
   STACK_ETCD="http://127.0.0.1:$STACK_ETCD_PORT"
 }
 
-stack_say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+# Colour only on a terminal: a log file gets plain text (NO_COLOR honoured).
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  stack_say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+else
+  stack_say() { printf '==> %s\n' "$*"; }
+fi
 
 stack_port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -44,51 +63,66 @@ stack_check_ports() {
     "$STACK_GRPC_PORT" $((STACK_GRPC_PORT + 1)) $((STACK_GRPC_PORT + 2)) \
     "$STACK_ADMIN_PORT" $((STACK_ADMIN_PORT + 1)) $((STACK_ADMIN_PORT + 2)) $((STACK_ADMIN_PORT + 3)); do
     if stack_port_open "$port"; then
-      echo "port $port is already in use (another make run?); stop it or set PORT/ETCD_PORT" >&2
+      echo "port $port is already in use (another make run? scripts/run.sh stop); stop it or set PORT/ETCD_PORT" >&2
       return 1
     fi
   done
 }
 
-# stack_spawn NAME COMMAND…: in the background, output to the terminal
-# (prefixed) or to $STACK_LOGS/NAME.log.
+# The index of a service: its gRPC port is STACK_GRPC_PORT + index, its admin
+# port STACK_ADMIN_PORT + 1 + index.
+stack_index() {
+  local i
+  for i in "${!STACK_SERVICES[@]}"; do
+    [ "${STACK_SERVICES[$i]}" = "$1" ] && { echo "$i"; return 0; }
+  done
+  return 1
+}
+
+stack_log() { echo "${STACK_LOGS:-$STACK_RUN_DIR/logs}/$1.log"; }
+
+# stack_spawn NAME COMMAND…: in the background, in a session of its own,
+# output appended to its log file and, without STACK_LOGS, also shown on
+# this terminal with each line prefixed (etcd only logs errors, to its file).
 stack_spawn() {
-  local name=$1; shift
-  if [ -n "${STACK_LOGS:-}" ]; then
-    "$@" >"$STACK_LOGS/$name.log" 2>&1 &
+  local name=$1 log
+  shift
+  log=$(stack_log "$name")
+  if [ -n "${STACK_LOGS:-}" ] || [ "$name" = etcd ]; then
+    "${STACK_SETSID[@]}" "$@" >>"$log" 2>&1 &
   else
     # The prefixer ignores Ctrl-C so the services' shutdown logs still show.
-    "$@" > >(trap '' INT; exec sed -u "s/^/[$name] /") 2>&1 &
+    "${STACK_SETSID[@]}" "$@" > >(trap '' INT; tee -a "$log" | sed -u "s/^/[$name] /") 2>&1 &
   fi
   STACK_PIDS[$name]=$!
+  echo "$!" >"$STACK_RUN_DIR/$name.pid"
 }
 
 # True while every process of the stack runs.
 stack_alive() {
   local name
-  for name in gateway "${STACK_SERVICES[@]}"; do
+  for name in "${STACK_NAMES[@]}"; do
     kill -0 "${STACK_PIDS[$name]:-0}" 2>/dev/null || return 1
   done
 }
 
-# Starts everything and waits until the gateway is ready.
-stack_start() {
-  stack_defaults
-  STACK_RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/newsroom-run.XXXXXX")
-  [ -n "${STACK_LOGS:-}" ] && mkdir -p "$STACK_LOGS"
+stack_start_etcd() {
   stack_say "starting etcd on $STACK_ETCD (data in $STACK_RUN_DIR/etcd)"
-  etcd --name newsroom --data-dir "$STACK_RUN_DIR/etcd" \
+  stack_spawn etcd etcd --name newsroom --data-dir "$STACK_RUN_DIR/etcd" \
     --listen-client-urls "$STACK_ETCD" --advertise-client-urls "$STACK_ETCD" \
     --listen-peer-urls "http://127.0.0.1:$((STACK_ETCD_PORT + 1))" \
     --initial-advertise-peer-urls "http://127.0.0.1:$((STACK_ETCD_PORT + 1))" \
     --initial-cluster "newsroom=http://127.0.0.1:$((STACK_ETCD_PORT + 1))" \
-    --log-level error >"$STACK_RUN_DIR/etcd.log" 2>&1 &
-  STACK_PIDS[etcd]=$!
+    --log-level error
   for _ in $(seq 1 100); do stack_port_open "$STACK_ETCD_PORT" && break; sleep 0.1; done
+}
 
+# stack_start_services NAME…
+stack_start_services() {
   mkdir -p "$STACK_DATA"
-  local i=0 service tuning
-  for service in "${STACK_SERVICES[@]}"; do
+  local i service tuning
+  for service in "$@"; do
+    i=$(stack_index "$service")
     stack_say "starting $service"
     # argon2's 19 MiB per hash goes back to the OS when the hash ends, not
     # whenever mimalloc next purges (the Dockerfile's user image does the same).
@@ -99,42 +133,122 @@ stack_start() {
     APP_PLATFORM__GRPC__PORT=$((STACK_GRPC_PORT + i)) \
     APP_PLATFORM__ADMIN__PORT=$((STACK_ADMIN_PORT + 1 + i)) \
     APP_PLATFORM__DISCOVERY__ENDPOINTS="[\"$STACK_ETCD\"]" \
-    APP_DATABASE__URL="sqlite://$STACK_DATA/$service.db" \
       stack_spawn "$service" env "${tuning[@]}" ${STACK_WORKERS:+APP_PLATFORM__RUNTIME__WORKER_THREADS=$STACK_WORKERS} \
+        "APP_${service^^}__DATABASE__URL=sqlite://$STACK_DATA/$service.db" \
         "$STACK_BIN/$service"
-    i=$((i + 1))
   done
+}
+
+stack_start_gateway() {
   stack_say "starting gateway on 127.0.0.1:$STACK_PORT"
   APP_ENVIRONMENT=local \
   APP_CONFIG_DIR=gateway/config \
-  APP_HTTP__PORT=$STACK_PORT \
-  APP_ADMIN__PORT=$STACK_ADMIN_PORT \
-  APP_DISCOVERY__ENDPOINTS="[\"$STACK_ETCD\"]" \
-    stack_spawn gateway env ${STACK_WORKERS:+APP_RUNTIME__WORKER_THREADS=$STACK_WORKERS} \
+  APP_GATEWAY__HTTP__PORT=$STACK_PORT \
+  APP_PLATFORM__ADMIN__PORT=$STACK_ADMIN_PORT \
+  APP_PLATFORM__DISCOVERY__ENDPOINTS="[\"$STACK_ETCD\"]" \
+    stack_spawn gateway env ${STACK_WORKERS:+APP_PLATFORM__RUNTIME__WORKER_THREADS=$STACK_WORKERS} \
       "$STACK_BIN/gateway"
+}
 
+# stack_launch NAME: starts one process of the stack (again), with the
+# settings stack_start gave it.
+stack_launch() {
+  case $1 in
+    etcd) stack_start_etcd ;;
+    gateway) stack_start_gateway ;;
+    *) stack_start_services "$1" ;;
+  esac
+}
+
+# stack_ready NAME [SECONDS]: waits until NAME serves: etcd answers, a
+# service has registered in etcd (its admin /readyz), the gateway answers.
+stack_ready() {
+  local name=$1 tries=$((${2:-60} * 10)) i
+  for _ in $(seq 1 "$tries"); do
+    kill -0 "${STACK_PIDS[$name]:-0}" 2>/dev/null || return 1
+    case $name in
+      etcd) stack_port_open "$STACK_ETCD_PORT" && return 0 ;;
+      gateway) curl -fsS "$STACK_URL/healthz" >/dev/null 2>&1 && return 0 ;;
+      *)
+        i=$(stack_index "$name")
+        curl -fsS "http://127.0.0.1:$((STACK_ADMIN_PORT + 1 + i))/readyz" >/dev/null 2>&1 && return 0
+        ;;
+    esac
+    sleep 0.1
+  done
+  return 1
+}
+
+# Starts everything and waits until the gateway is ready.
+stack_start() {
+  stack_defaults
+  if [ -n "${STACK_RUN_DIR:-}" ]; then
+    rm -rf "$STACK_RUN_DIR/etcd" "$STACK_RUN_DIR/logs"
+    STACK_OWN_RUN_DIR=false
+  else
+    STACK_RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/newsroom-run.XXXXXX")
+    STACK_OWN_RUN_DIR=true
+  fi
+  mkdir -p "$STACK_RUN_DIR"
+  if [ -n "${STACK_LOGS:-}" ]; then
+    mkdir -p "$STACK_LOGS"
+    local name
+    for name in "${STACK_NAMES[@]}"; do rm -f "$STACK_LOGS/$name.log"; done
+  else
+    mkdir -p "$STACK_RUN_DIR/logs"
+  fi
+  stack_start_etcd
+  stack_start_services "${STACK_SERVICES[@]}"
+  stack_start_gateway
+
+  # The admin port's /readyz: start-up polls are not API requests, so they
+  # do not show up as 5xx on the dashboard.
+  local ready="http://127.0.0.1:$STACK_ADMIN_PORT/readyz"
   for _ in $(seq 1 300); do
-    curl -fsS "$STACK_URL/readyz" >/dev/null 2>&1 && return 0
+    curl -fsS "$ready" >/dev/null 2>&1 && return 0
     stack_alive || { echo "a process exited during start-up; see its output ${STACK_LOGS:-above}" >&2; return 1; }
     sleep 0.1
   done
-  curl -fsS "$STACK_URL/readyz" >/dev/null || { echo "the gateway never became ready" >&2; return 1; }
+  curl -fsS "$ready" >/dev/null || { echo "the gateway never became ready" >&2; return 1; }
+}
+
+# stack_halt SECONDS PID…: SIGTERM, then SIGKILL whatever still runs after
+# SECONDS (every process bounds its own shutdown well below that).
+stack_halt() {
+  local seconds=$1 pid live
+  shift
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 $((seconds * 10))); do
+    live=false
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && live=true; done
+    $live || break
+    sleep 0.1
+  done
+  for pid in "$@"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "pid $pid did not stop within $seconds s; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
 }
 
 # Graceful: the gateway and services get SIGTERM (leave etcd, drain, exit),
 # then etcd stops.
 stack_stop() {
-  local name
+  local name pids=()
   for name in gateway "${STACK_SERVICES[@]}"; do
-    [ -n "${STACK_PIDS[$name]:-}" ] && kill -TERM "${STACK_PIDS[$name]}" 2>/dev/null || true
+    [ -n "${STACK_PIDS[$name]:-}" ] && pids+=("${STACK_PIDS[$name]}")
   done
-  for name in gateway "${STACK_SERVICES[@]}"; do
-    [ -n "${STACK_PIDS[$name]:-}" ] && wait "${STACK_PIDS[$name]}" 2>/dev/null || true
-  done
-  if [ -n "${STACK_PIDS[etcd]:-}" ]; then
-    kill -TERM "${STACK_PIDS[etcd]}" 2>/dev/null && wait "${STACK_PIDS[etcd]}" 2>/dev/null || true
-  fi
+  [ ${#pids[@]} -gt 0 ] && stack_halt 30 "${pids[@]}"
+  [ -n "${STACK_PIDS[etcd]:-}" ] && stack_halt 10 "${STACK_PIDS[etcd]}"
   STACK_PIDS=()
-  [ -n "${STACK_RUN_DIR:-}" ] && rm -rf "$STACK_RUN_DIR"
-  STACK_RUN_DIR=""
+  if [ -n "${STACK_RUN_DIR:-}" ]; then
+    if ${STACK_OWN_RUN_DIR:-true}; then
+      rm -rf "$STACK_RUN_DIR"
+      STACK_RUN_DIR=""
+    else
+      rm -rf "$STACK_RUN_DIR/etcd" "$STACK_RUN_DIR"/*.pid
+    fi
+  fi
 }

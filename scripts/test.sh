@@ -4,7 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
+# Colour only on a terminal: a log file gets plain text (NO_COLOR honoured).
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
+else
+  step() { printf '\n==> %s\n' "$*"; }
+fi
 
 step "format"
 cargo fmt --all -- --check
@@ -33,6 +38,9 @@ scripts/check-deploy.sh
 step "tests"
 cargo test --workspace --all-targets --no-fail-fast
 cargo test --workspace --doc
+
+step "the README's walks against a make run stack (debug binaries)"
+BIN=target/debug scripts/readme-test.py
 
 step "manifest contract (every overlay against the binaries' --check-config)"
 cargo build --workspace --bins

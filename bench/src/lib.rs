@@ -35,10 +35,9 @@ pub fn runtime(var: &str) -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(builder.enable_all().build()?)
 }
 
-/// The gateways' knob (`runtime.worker_threads`).
-pub const GATEWAY_WORKERS: &str = "APP_RUNTIME__WORKER_THREADS";
-/// The services' knob (`platform.runtime.worker_threads`).
-pub const SERVICE_WORKERS: &str = "APP_PLATFORM__RUNTIME__WORKER_THREADS";
+/// The real binaries' shared knob (`platform.runtime.worker_threads`), read
+/// by every skeleton as the gateway and the services read it.
+pub const WORKERS: &str = "APP_PLATFORM__RUNTIME__WORKER_THREADS";
 
 /// Serves `router` on `listen` with Nagle off on every connection, as the
 /// gateway does, so the comparison is like for like.

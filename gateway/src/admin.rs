@@ -54,7 +54,7 @@ impl AdminApi {
     fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(expected) = &self.token else {
             return Err(ApiError::Forbidden(
-                "the admin API is disabled: set admin_token (APP_ADMIN_TOKEN)".into(),
+                "the admin API is disabled: set admin_token (APP_GATEWAY__ADMIN_TOKEN)".into(),
             ));
         };
         let given = headers

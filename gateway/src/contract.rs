@@ -1,4 +1,6 @@
 //! `--check-config` (kit::cli): what a deployment of the gateway must provide.
+//! Not `PlatformSettings::contract`: the gateway serves HTTP, not gRPC, and
+//! registers nowhere.
 
 use kit::cli::{Checked, Contract, Listener};
 
@@ -18,18 +20,18 @@ impl Checked for Settings {
                 },
                 Listener {
                     name: "admin".into(),
-                    port: self.admin.port,
+                    port: self.platform.admin.port,
                 },
             ],
-            critical: self.readiness.critical.clone(),
+            critical: self.platform.readiness.critical.clone(),
             shutdown_budget_ms: kit::cli::shutdown_budget(
-                &self.shutdown,
-                self.telemetry.flush_timeout,
+                &self.platform.shutdown,
+                self.platform.telemetry.flush_timeout,
             ),
             ..Contract::default()
         };
-        contract.dial_etcd(&self.discovery);
-        contract.dial_telemetry(&self.telemetry);
+        contract.dial_etcd(&self.platform.discovery);
+        contract.dial_telemetry(&self.platform.telemetry);
         for service in self.services.all() {
             contract.dial_service(service);
         }

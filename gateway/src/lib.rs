@@ -4,8 +4,10 @@
 pub mod admin;
 pub mod auth;
 pub mod backends;
+pub mod cors;
 mod contract;
 pub mod dashboard;
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod models;

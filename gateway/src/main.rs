@@ -7,11 +7,11 @@ use gateway::startup::Gateway;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let Some(settings) = kit::cli::settings::<Settings>(CONFIG_DIR)? else {
+    let Some(settings) = kit::cli::settings::<Settings>(gateway::SERVICE, CONFIG_DIR)? else {
         return Ok(());
     };
-    let _telemetry = kit::telemetry::init(gateway::SERVICE, &settings.telemetry)?;
-    kit::runtime::build(&settings.runtime)?.block_on(async {
+    let _telemetry = kit::telemetry::init(gateway::SERVICE, &settings.platform.telemetry)?;
+    kit::runtime::build(&settings.platform.runtime)?.block_on(async {
         Gateway::build(settings)
             .await?
             .run_until(kit::shutdown::signal())

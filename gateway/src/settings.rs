@@ -9,25 +9,18 @@ pub const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// What every binary shares: admin port, discovery, channels, the
+    /// breakers, bulkheads and timeouts of the calls to the services,
+    /// telemetry, shutdown and runtime. `platform.grpc` is unused here.
+    pub platform: kit::PlatformSettings,
     pub http: HttpSettings,
-    pub admin: kit::admin::AdminSettings,
     pub auth: AuthSettings,
-    pub discovery: kit::discovery::DiscoverySettings,
-    pub channel: kit::discovery::ChannelSettings,
     pub services: ServiceNames,
-    /// Breakers, bulkheads and timeouts of the calls to the services.
-    pub resilience: kit::resilience::ResilienceSettings,
     /// Retries of idempotent reads (the only place that retries).
     pub retry: kit::resilience::retry::RetrySettings,
     /// Bearer token for the operator API on the admin port
     /// (`/admin/breakers`); without one that API answers 403.
     pub admin_token: Option<SecretString>,
-    /// Which backends `/readyz` requires: content by default (the article
-    /// API); user and comment only degrade answers.
-    pub readiness: kit::readiness::ReadinessSettings,
-    pub telemetry: kit::telemetry::TelemetrySettings,
-    pub shutdown: kit::shutdown::ShutdownSettings,
-    pub runtime: kit::runtime::RuntimeSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +33,36 @@ pub struct HttpSettings {
     /// Whole-request budget; past it the caller gets 504.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Base URL clients reach the API at, published as the OpenAPI `servers`
+    /// entry (what /docs sends its requests to). Unset: the bound address,
+    /// or `/` (the document's own origin) when bound to every interface.
+    pub public_url: Option<String>,
+    pub cors: CorsSettings,
+}
+
+/// Which browser pages on other origins may call the API. No origins, the
+/// default, sends no CORS headers: browsers then let only pages served by
+/// the gateway itself (/docs) call it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Exact origins (`https://app.example.com`), or `["*"]` for any.
+    pub allow_origins: Vec<String>,
+    /// Request headers a cross-origin call may send.
+    pub allow_headers: Vec<String>,
+    /// How long a browser may reuse a preflight answer.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+impl Default for CorsSettings {
+    fn default() -> Self {
+        Self {
+            allow_origins: Vec::new(),
+            allow_headers: vec!["authorization".into(), "content-type".into()],
+            max_age: Duration::from_secs(600),
+        }
+    }
 }
 
 impl Default for HttpSettings {
@@ -49,6 +72,8 @@ impl Default for HttpSettings {
             port: 8080,
             body_limit_bytes: 256 * 1024,
             request_timeout: Duration::from_secs(10),
+            public_url: None,
+            cors: CorsSettings::default(),
         }
     }
 }
@@ -57,7 +82,7 @@ impl Default for HttpSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// HMAC key for session tokens (HS256); at least 32 bytes. Production
-    /// takes it from a Secret (`APP_AUTH__JWT_SECRET`), never from a file.
+    /// takes it from a Secret (`APP_GATEWAY__AUTH__JWT_SECRET`), never from a file.
     pub jwt_secret: SecretString,
     /// How long a session token is valid.
     #[serde(with = "humantime_serde")]
@@ -104,7 +129,7 @@ impl ServiceNames {
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error(
-        "auth.jwt_secret must be at least 32 bytes (set APP_AUTH__JWT_SECRET to a long random value)"
+        "auth.jwt_secret must be at least 32 bytes (set APP_GATEWAY__AUTH__JWT_SECRET to a long random value)"
     )]
     WeakSecret,
     #[error("http.body_limit_bytes must be positive")]
@@ -117,6 +142,8 @@ pub enum SettingsError {
     Readiness(#[from] kit::readiness::UnknownBackend),
     #[error(transparent)]
     Limits(#[from] kit::messages::InvalidLimits),
+    #[error(transparent)]
+    Cors(#[from] crate::cors::InvalidCors),
 }
 
 impl Settings {
@@ -131,9 +158,13 @@ impl Settings {
         if self.http.request_timeout.is_zero() {
             return Err(SettingsError::NoTime);
         }
-        self.resilience.validate()?;
-        self.channel.messages.validate("channel.messages")?;
-        self.readiness.validate(&self.services.all())?;
+        self.platform.resilience.validate()?;
+        self.platform
+            .channel
+            .messages
+            .validate("platform.channel.messages")?;
+        self.platform.readiness.validate(&self.services.all())?;
+        crate::cors::layer(&self.http.cors)?;
         Ok(())
     }
 }

@@ -21,6 +21,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::auth::Tokens;
 use crate::backends::Backends;
+use crate::docs;
 use crate::error::ApiError;
 use crate::routes;
 use crate::settings::Settings;
@@ -43,37 +44,36 @@ impl Gateway {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         let registry = Registry::new();
-        let resolver = Resolver::spawn(&settings.discovery, &settings.channel, &registry);
-        let clients = Clients::new(&resolver, &registry, &settings.resilience)?;
+        let resolver = Resolver::spawn(
+            &settings.platform.discovery,
+            &settings.platform.channel,
+            &registry,
+        );
+        let clients = Clients::new(&resolver, &registry, &settings.platform.resilience)?;
         let retry = Retry::new(&settings.retry, &registry);
         let (accepting, accepting_rx) = watch::channel(true);
         let state = AppState {
             backends: Backends::new(
                 &clients,
                 &settings.services,
-                &settings.channel.messages,
+                &settings.platform.channel.messages,
                 retry,
             ),
             tokens: Arc::new(Tokens::new(&settings.auth)),
             dependencies: kit::readiness::Dependencies::new(
                 &resolver,
-                &settings.readiness,
+                &settings.platform.readiness,
                 &settings.services.all(),
             ),
             resolver,
             services: settings.services.clone(),
             accepting: accepting_rx,
         };
-        let (api, openapi) = routes::api(settings.http.body_limit_bytes);
-        let openapi = Arc::new(openapi);
-        let router = api
-            .route(
-                "/openapi.json",
-                axum::routing::get(move || {
-                    let openapi = openapi.clone();
-                    async move { axum::Json(openapi.as_ref().clone()) }
-                }),
-            )
+        let http = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
+        let (api, mut openapi) = routes::api(settings.http.body_limit_bytes);
+        openapi.servers = Some(vec![docs::server(&settings.http, http.local_addr()?)]);
+        let mut router = api
+            .merge(docs::router(openapi))
             .with_state(state.clone())
             .layer(
                 // Outermost first.
@@ -107,6 +107,10 @@ impl Gateway {
                         request_deadline,
                     )),
             );
+        // Outermost: a preflight is answered before metrics and timeouts.
+        if let Some(cors) = crate::cors::layer(&settings.http.cors)? {
+            router = router.layer(cors);
+        }
         let dashboard_stop = CancellationToken::new();
         let dashboard = crate::dashboard::router(
             registry.clone(),
@@ -122,8 +126,7 @@ impl Gateway {
             clients.breakers().clone(),
             settings.admin_token.clone(),
         ));
-        let http = TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
-        let admin = settings.admin.bind().await?;
+        let admin = settings.platform.admin.bind().await?;
         Ok(Self {
             settings,
             http,
@@ -187,7 +190,7 @@ impl Gateway {
             "admin-server",
             kit::admin::serve(admin, admin_router, admin_stop.clone().cancelled_owned()),
         );
-        tracing::info!(http = %local, admin = %settings.admin.port, "gateway serving");
+        tracing::info!(http = %local, admin = %settings.platform.admin.port, "gateway serving");
         tokio::select! {
             () = signal => {}
             result = &mut serving => {
@@ -199,16 +202,16 @@ impl Gateway {
         }
         tracing::info!("shutting down: readiness off");
         accepting.send_replace(false);
-        tokio::time::sleep(settings.shutdown.propagation_delay).await;
+        tokio::time::sleep(settings.platform.shutdown.propagation_delay).await;
         tracing::info!("closing the listener and draining requests");
         drain.cancel();
-        match tokio::time::timeout(settings.shutdown.drain_timeout, &mut serving).await {
+        match tokio::time::timeout(settings.platform.shutdown.drain_timeout, &mut serving).await {
             Ok(result) => {
                 result??;
                 tracing::info!("drained");
             }
             Err(_) => {
-                tracing::warn!(timeout = ?settings.shutdown.drain_timeout, "drain timed out; dropping open requests");
+                tracing::warn!(timeout = ?settings.platform.shutdown.drain_timeout, "drain timed out; dropping open requests");
                 serving.abort();
             }
         }
@@ -218,7 +221,7 @@ impl Gateway {
         admin_stop.cancel();
         let _ = admin_task.await;
         // Last: the spans and reports of the drained requests.
-        kit::telemetry::flush(settings.telemetry.flush_timeout).await;
+        kit::telemetry::flush(settings.platform.telemetry.flush_timeout).await;
         Ok(())
     }
 }

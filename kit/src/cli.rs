@@ -96,9 +96,18 @@ impl Dial {
 }
 
 impl PlatformSettings {
+    /// What a gRPC service's start-up would refuse in these settings: a
+    /// critical backend it does not call (`calls`: the discovery names it
+    /// calls), an impossible resilience policy.
+    pub fn check(&self, calls: &[&str]) -> anyhow::Result<()> {
+        self.readiness.validate(calls)?;
+        self.resilience.validate()?;
+        Ok(())
+    }
+
     /// The contract every gRPC service shares: gRPC and admin listeners, etcd,
-    /// the tracing collector and the shutdown budget.
-    pub fn contract(&self, registers_as: &str) -> Contract {
+    /// the services it calls, the tracing collector and the shutdown budget.
+    pub fn contract(&self, registers_as: &str, calls: &[&str]) -> Contract {
         let mut contract = Contract {
             listens: vec![
                 Listener {
@@ -117,6 +126,9 @@ impl PlatformSettings {
         };
         contract.dial_etcd(&self.discovery);
         contract.dial_telemetry(&self.telemetry);
+        for service in calls {
+            contract.dial_service(service);
+        }
         contract
     }
 }
@@ -175,9 +187,11 @@ pub enum CliError {
 /// calls this in one line:
 ///
 /// ```ignore
-/// let Some(settings) = kit::cli::settings::<Settings>(CONFIG_DIR)? else { return Ok(()) };
+/// let Some(settings) = kit::cli::settings::<Settings>(SERVICE, CONFIG_DIR)? else { return Ok(()) };
 /// ```
-pub fn settings<S>(default_dir: impl AsRef<Path>) -> anyhow::Result<Option<S>>
+///
+/// `name` is the binary's name, as for [`crate::config::load`].
+pub fn settings<S>(name: &str, default_dir: impl AsRef<Path>) -> anyhow::Result<Option<S>>
 where
     S: DeserializeOwned + Checked,
 {
@@ -190,7 +204,7 @@ where
             _ => return Err(CliError::UnknownArgument(arg, program).into()),
         }
     }
-    let settings: S = crate::config::load(default_dir)?;
+    let settings: S = crate::config::load(name, default_dir)?;
     settings.validate()?;
     if !check {
         return Ok(Some(settings));

@@ -1,7 +1,8 @@
 //! `kit` is what every newsroom process shares, so that a new service is its
 //! proto, its handlers and a few lines of config:
 //!
-//! - [`config`]: layered YAML + `APP_SECTION__KEY` environment variables;
+//! - [`config`]: layered YAML + `APP_PLATFORM__…` (shared) and `APP_<BINARY>__…`
+//!   (per binary) environment variables;
 //! - [`telemetry`]: logs (and, when configured, traces and error reports);
 //! - [`metrics`]: a per-process Prometheus registry and the standard families;
 //! - [`discovery`]: etcd registration, watching and client-side balancing;

@@ -64,15 +64,15 @@ for service in user content comment; do
     APP_PLATFORM__GRPC__PORT=$((BASE_PORT + 10 + i)) \
     APP_PLATFORM__ADMIN__PORT=$((BASE_PORT + 20 + i)) \
     APP_PLATFORM__TELEMETRY__LOG_FILTER=warn \
-    APP_DATABASE__URL="$db" \
-    APP_DATABASE__MAX_CONNECTIONS=20 \
-    APP_CACHE__PREFIX="bench$run_id:$service:" \
-    ${redis:+APP_CACHE__REDIS_URL=$redis} \
+    "APP_${service^^}__DATABASE__URL=$db" \
+    "APP_${service^^}__DATABASE__MAX_CONNECTIONS=20" \
+    "APP_${service^^}__CACHE__PREFIX=bench$run_id:$service:" \
+    ${redis:+"APP_${service^^}__CACHE__REDIS_URL=$redis"} \
     "$BIN/$service" >"$RUN/$service.log" 2>&1 &
   pids+=("$!")
 done
-APP_CONFIG_DIR=gateway/config APP_HTTP__PORT=$HTTP APP_ADMIN__PORT=$ADMIN \
-  APP_DISCOVERY__ENDPOINTS="[\"$ETCD\"]" APP_DISCOVERY__PREFIX="/bench$run_id" \
+APP_CONFIG_DIR=gateway/config APP_GATEWAY__HTTP__PORT=$HTTP APP_PLATFORM__ADMIN__PORT=$ADMIN \
+  APP_PLATFORM__DISCOVERY__ENDPOINTS="[\"$ETCD\"]" APP_PLATFORM__DISCOVERY__PREFIX="/bench$run_id" \
   "$BIN/gateway" >"$RUN/gateway.log" 2>&1 &
 pids+=("$!")
 

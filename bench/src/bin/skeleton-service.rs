@@ -5,7 +5,7 @@
 fn main() -> anyhow::Result<()> {
     let args = bench::args::Args::from_env()?;
     let addr: std::net::SocketAddr = args.positional(0, "listen address")?.parse()?;
-    bench::runtime(bench::SERVICE_WORKERS)?.block_on(async {
+    bench::runtime(bench::WORKERS)?.block_on(async {
         bench::skeleton::services()
             .serve_with_shutdown(addr, shutdown())
             .await?;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde::Serialize;
 
 use super::exposition::{self, Sample};
+use crate::routes::PROBES;
 
 /// Frames kept: five minutes at one a second, plus the frame before.
 pub const WINDOW: usize = 301;
@@ -48,6 +49,14 @@ impl Frame {
 
     fn add(&mut self, s: Sample) {
         let label = |k: &str| s.label(k).unwrap_or("").to_owned();
+        // Probes stay in /metrics under their own route, but they are not
+        // API traffic: a load balancer's polls would swamp the QPS and the
+        // start-up 503s of /readyz would read as API errors.
+        if s.label("route")
+            .is_some_and(|route| PROBES.contains(&route))
+        {
+            return;
+        }
         match s.name.as_str() {
             "http_server_requests_total" => {
                 self.requests
@@ -340,6 +349,37 @@ mod tests {
         assert!(p98 > 90.0 && p98 <= 100.0, "{p98}");
         assert_eq!(snapshot.statuses[0].status, "200");
         assert_eq!(snapshot.breakers[0].state, "open");
+    }
+
+    #[test]
+    fn probes_are_neither_api_requests_nor_errors() {
+        let probes = |n: u64| {
+            format!(
+                "http_server_requests_total{{route=\"/readyz\",method=\"GET\",status=\"503\"}} {n}\n\
+                 http_server_requests_total{{route=\"/healthz\",method=\"GET\",status=\"200\"}} {n}\n\
+                 http_server_request_duration_seconds_bucket{{le=\"+Inf\",route=\"/readyz\",method=\"GET\"}} {n}\n"
+            )
+        };
+        let mut window = Window::default();
+        window.push(Frame::from_exposition(
+            &(exposition(0, 0, 0) + &probes(0)),
+            0,
+        ));
+        window.push(Frame::from_exposition(
+            &(exposition(10, 10, 0) + &probes(30)),
+            10_000,
+        ));
+        let snapshot = window.snapshot(vec![]);
+        let routes: Vec<&str> = snapshot.apis.iter().map(|a| a.route.as_str()).collect();
+        assert_eq!(routes, ["/api/v1/articles"]);
+        assert_eq!(snapshot.apis[0].error_ratio, 0.0);
+        let statuses: Vec<&str> = snapshot
+            .statuses
+            .iter()
+            .map(|s| s.status.as_str())
+            .collect();
+        assert_eq!(statuses, ["200"]);
+        assert_eq!(snapshot.requests, 10.0);
     }
 
     #[test]

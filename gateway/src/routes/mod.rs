@@ -49,6 +49,13 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Probes of the process (liveness, readiness), not API calls: the
+/// dashboard leaves them out, so start-up readiness polls (503 until the
+/// services are found) never show as API errors.
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const PROBES: [&str; 2] = [HEALTHZ, READYZ];
+
 /// The API routes and the OpenAPI document describing them.
 pub fn api(body_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -60,8 +67,8 @@ pub fn api(body_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(comments::create_comment, comments::list_comments))
         .split_for_parts();
     let router = router
-        .route("/healthz", axum::routing::get(health::healthz))
-        .route("/readyz", axum::routing::get(health::readyz))
+        .route(HEALTHZ, axum::routing::get(health::healthz))
+        .route(READYZ, axum::routing::get(health::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit));

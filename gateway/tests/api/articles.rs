@@ -268,7 +268,7 @@ async fn a_page_of_long_articles_still_answers_with_summaries() {
 #[tokio::test]
 async fn an_answer_too_large_to_decode_is_an_opaque_500_not_a_400() {
     let stack = crate::helpers::spawn_stack_with(kit::db::Backend::MySql, |s| {
-        s.channel.messages.max_decoding_bytes = 16 * 1024;
+        s.platform.channel.messages.max_decoding_bytes = 16 * 1024;
     })
     .await;
     let mut content = proto::content::v1::content_service_client::ContentServiceClient::connect(

@@ -113,6 +113,17 @@ impl Browser {
         self.call("Page.navigate", json!({ "url": url })).await;
     }
 
+    /// The value of a JavaScript expression in the page.
+    pub async fn eval(&mut self, expression: &str) -> Value {
+        let result = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true}),
+            )
+            .await;
+        result["result"]["value"].clone()
+    }
+
     /// The rendered DOM, as `--dump-dom` would print it.
     pub async fn dom(&mut self) -> String {
         let result = self

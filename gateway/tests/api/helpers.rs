@@ -92,10 +92,10 @@ pub async fn spawn_stack_with(
 
     let mut settings: Settings = kit::config::load_files(CONFIG_DIR, "local").unwrap();
     settings.http.port = 0;
-    settings.admin.port = 0;
-    settings.discovery.endpoints = vec![testing::etcd_endpoint()];
-    settings.discovery.prefix = prefix;
-    settings.shutdown.propagation_delay = std::time::Duration::ZERO;
+    settings.platform.admin.port = 0;
+    settings.platform.discovery.endpoints = vec![testing::etcd_endpoint()];
+    settings.platform.discovery.prefix = prefix;
+    settings.platform.shutdown.propagation_delay = std::time::Duration::ZERO;
     settings.admin_token = Some(ADMIN_TOKEN.into());
     configure(&mut settings);
     let gateway = Gateway::build(settings).await.unwrap();

@@ -4,6 +4,7 @@ mod articles;
 mod balancing;
 mod browser;
 mod comments;
+mod docs;
 mod errors;
 mod health;
 mod helpers;

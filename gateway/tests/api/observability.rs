@@ -255,3 +255,41 @@ async fn the_dashboard_shows_live_numbers_and_open_breakers_in_a_browser() {
     load_task.abort();
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn readiness_polls_are_in_the_metrics_but_not_among_the_dashboards_apis() {
+    let stack = spawn_stack().await;
+    for _ in 0..20 {
+        assert_eq!(stack.get("/readyz").await.status(), StatusCode::OK);
+        assert_eq!(stack.get("/healthz").await.status(), StatusCode::OK);
+    }
+    stack.get("/api/v1/articles").await;
+    let metrics = stack.gateway_metrics().await;
+    let probes = metric(
+        &metrics,
+        "http_server_requests_total",
+        &[("route", "/readyz"), ("status", "200")],
+    );
+    assert!(probes >= 20.0, "{probes}");
+
+    // The sampler reads the registry once a second: wait until it has seen
+    // the API call, then the probes must be nowhere in the snapshot.
+    let url = format!("{}/admin/dashboard/snapshot", stack.admin);
+    let mut snapshot = serde_json::Value::Null;
+    for _ in 0..100 {
+        snapshot = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        if snapshot["requests"].as_f64() > Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let routes: Vec<&str> = snapshot["apis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|api| api["route"].as_str().unwrap())
+        .collect();
+    assert_eq!(routes, ["/api/v1/articles"], "{snapshot}");
+    assert_eq!(snapshot["requests"].as_f64(), Some(1.0), "{snapshot}");
+    stack.stop().await;
+}

@@ -15,7 +15,7 @@ const COUNT: &str = "comment.v1.CommentService/CountComments";
 /// A stack whose comment breakers trip after 5 calls and sleep 300 ms.
 async fn stack() -> TestStack {
     spawn_stack_with(Backend::MySql, |settings| {
-        settings.resilience.overrides.insert(
+        settings.platform.resilience.overrides.insert(
             "comment.v1.CommentService".into(),
             json!({
                 "timeout": "300ms",
@@ -313,7 +313,7 @@ async fn retries_of_a_dead_service_stay_within_the_retry_budget() {
     let mut stack = spawn_stack_with(Backend::MySql, |settings| {
         // Without the breaker, only the retry budget stands between the
         // callee and a retry storm.
-        settings.resilience.overrides.insert(
+        settings.platform.resilience.overrides.insert(
             "content.v1.ContentService".into(),
             json!({"breaker": {"enabled": false}}),
         );

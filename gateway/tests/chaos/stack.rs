@@ -119,7 +119,7 @@ impl Stack {
             .env("APP_PLATFORM__SHUTDOWN__PROPAGATION_DELAY", "500ms")
             .env("APP_PLATFORM__SHUTDOWN__DRAIN_TIMEOUT", "3s")
             .env(
-                "APP_DATABASE__URL",
+                format!("APP_{}__DATABASE__URL", name.to_uppercase()),
                 format!("sqlite://{}/{name}.db", self.data.path().display()),
             )
             .env("RUST_LOG", "warn")
@@ -136,16 +136,16 @@ impl Stack {
         let child = Command::new(testing::binary("gateway"))
             .env("APP_ENVIRONMENT", "local")
             .env("APP_CONFIG_DIR", Self::crate_dir("gateway").join("config"))
-            .env("APP_HTTP__PORT", self.gateway_port.to_string())
-            .env("APP_ADMIN__PORT", admin.to_string())
+            .env("APP_GATEWAY__HTTP__PORT", self.gateway_port.to_string())
+            .env("APP_PLATFORM__ADMIN__PORT", admin.to_string())
             .env(
-                "APP_DISCOVERY__ENDPOINTS",
+                "APP_PLATFORM__DISCOVERY__ENDPOINTS",
                 format!("[\"{}\"]", self.etcd.endpoint()),
             )
-            .env("APP_DISCOVERY__PREFIX", &self.prefix)
-            .env("APP_DISCOVERY__REQUEST_TIMEOUT", "1s")
-            .env("APP_DISCOVERY__BACKOFF_MAX", "1s")
-            .env("APP_SHUTDOWN__PROPAGATION_DELAY", "0s")
+            .env("APP_PLATFORM__DISCOVERY__PREFIX", &self.prefix)
+            .env("APP_PLATFORM__DISCOVERY__REQUEST_TIMEOUT", "1s")
+            .env("APP_PLATFORM__DISCOVERY__BACKOFF_MAX", "1s")
+            .env("APP_PLATFORM__SHUTDOWN__PROPAGATION_DELAY", "0s")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

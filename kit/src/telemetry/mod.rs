@@ -52,7 +52,7 @@ pub struct TelemetrySettings {
     pub log_filter: String,
     pub log_format: LogFormat,
     /// OTLP/gRPC collector, e.g. `http://otel-collector:4317`
-    /// (`APP_…TELEMETRY__OTLP_ENDPOINT`). Unset: no traces are exported.
+    /// (`APP_PLATFORM__TELEMETRY__OTLP_ENDPOINT`). Unset: no traces are exported.
     pub otlp_endpoint: Option<String>,
     /// Share of new traces recorded, 0.0–1.0. A caller's decision (the
     /// `traceparent` sampled flag) is always followed, so a trace is never

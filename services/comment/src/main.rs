@@ -6,7 +6,7 @@ use comment::settings::{CONFIG_DIR, Settings};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let Some(settings) = kit::cli::settings::<Settings>(CONFIG_DIR)? else {
+    let Some(settings) = kit::cli::settings::<Settings>(comment::SERVICE, CONFIG_DIR)? else {
         return Ok(());
     };
     let _telemetry = kit::telemetry::init(comment::SERVICE, &settings.platform.telemetry)?;

@@ -6,7 +6,7 @@ use content::settings::{CONFIG_DIR, Settings};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let Some(settings) = kit::cli::settings::<Settings>(CONFIG_DIR)? else {
+    let Some(settings) = kit::cli::settings::<Settings>(content::SERVICE, CONFIG_DIR)? else {
         return Ok(());
     };
     let _telemetry = kit::telemetry::init(content::SERVICE, &settings.platform.telemetry)?;
