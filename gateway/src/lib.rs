@@ -4,8 +4,8 @@
 pub mod admin;
 pub mod auth;
 pub mod backends;
-pub mod cors;
 mod contract;
+pub mod cors;
 pub mod dashboard;
 pub mod docs;
 pub mod error;
