@@ -251,6 +251,16 @@ def main():
                 problems.append(f"{kind} pipeline: {name} must be manual, is {listed[name].get('when')}")
         print(f"{kind}: {len(names)} jobs: {', '.join(sorted(names))}")
 
+    # Tags produce tagged images: the workflow sets TAG to the git tag in tag
+    # pipelines (the commit SHA otherwise), and docker-bake.hcl reads TAG.
+    tag_rule = [r for r in pipeline.get("workflow", {}).get("rules", [])
+                if r.get("if", "").strip() == "$CI_COMMIT_TAG"]
+    if not tag_rule or tag_rule[0].get("variables", {}).get("TAG") != "$CI_COMMIT_TAG":
+        problems.append("workflow: a tag pipeline must set TAG: $CI_COMMIT_TAG")
+    if variables.get("TAG") != "$CI_COMMIT_SHA" or variables.get("REGISTRY") != "$CI_REGISTRY_IMAGE":
+        problems.append("variables: REGISTRY must be $CI_REGISTRY_IMAGE and TAG $CI_COMMIT_SHA by default")
+    else:
+        print("images: $CI_REGISTRY_IMAGE/newsroom-<component>:$CI_COMMIT_SHA, or :$CI_COMMIT_TAG in tag pipelines")
     deploy_sh = open(os.path.join(ROOT, "scripts/deploy.sh")).read()
     for needle in ("rollout status", "rollout undo", "ROLLING BACK"):
         if needle not in deploy_sh:
