@@ -569,6 +569,20 @@ def check_overlay(overlay, docs, bin_dir, targets):
                                               if p["labels"].get("app.kubernetes.io/name") == "prometheus"]
         for scraper in scrapers:
             require(scraper, pod, admin, "Prometheus scrapes the admin port")
+    # Alerts must reach the Alertmanager prometheus.yml names.
+    for cm in objs.get("ConfigMap", {}).values():
+        text = (cm.get("data") or {}).get("prometheus.yml")
+        if not text:
+            continue
+        config = yaml.safe_load(text) or {}
+        prometheus = [p for p in pods if p["labels"].get("app.kubernetes.io/name") == "prometheus"]
+        for am in (config.get("alerting") or {}).get("alertmanagers", []):
+            for sc in am.get("static_configs", []):
+                for target in sc.get("targets", []):
+                    host, port = target.rsplit(":", 1)
+                    for src in prometheus:
+                        for dst, dst_port in service_targets(host, int(port), f"{overlay}: prometheus.yml"):
+                            require(src, dst, dst_port, f"Prometheus sends alerts to {target}")
     if "gateway" in by_binary:
         gw = by_binary["gateway"]
         http = next(l["port"] for l in gw["contract"]["listens"] if l["name"] == "http")
@@ -634,6 +648,12 @@ def misspell_database_host(docs):
     return "user's database URL names host mysql-usr"
 
 
+def cut_alerts(docs):
+    policy = find(docs, "NetworkPolicy", "alertmanager")
+    policy["spec"]["ingress"] = []
+    return "Alertmanager admits nobody (Prometheus' alerts would go nowhere)"
+
+
 def remove_content(docs):
     docs.remove(find(docs, "Deployment", "content"))
     return "content Deployment removed (the gateway's critical backend)"
@@ -659,6 +679,7 @@ def shorten_grace(docs):
 MUTATIONS = [("dev", move_gateway_service_port), ("dev", move_probe_port), ("dev", misspell_env_key),
              ("dev", remove_comment_to_content), ("dev", shorten_grace), ("dev", remove_dns),
              ("dev", drop_monitoring_namespace), ("dev", misspell_database_host), ("dev", remove_content),
+             ("dev", cut_alerts),
              ("prod", widen_user_datastore_cidr), ("prod", open_datastores_to_gateway)]
 
 
