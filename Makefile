@@ -52,6 +52,11 @@ lint: ## cargo fmt --check and clippy -D warnings
 deploy-check: ## Check k8s manifests, Dockerfile, .gitlab-ci.yml, Prometheus rules (installs its tools)
 	@scripts/check-deploy.sh
 
+.PHONY: deploy-contract
+deploy-contract: ## Every overlay against the debug binaries' --check-config: env, ports, grace, NetworkPolicies
+	@cargo build --workspace --bins
+	@scripts/check-deploy.sh contract
+
 .PHONY: images
 images: ## Build every image with docker buildx bake: $(REGISTRY)/newsroom-<component>:$(TAG)
 	REGISTRY=$(REGISTRY) TAG=$(TAG) docker buildx bake --load
