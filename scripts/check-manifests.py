@@ -569,6 +569,24 @@ def check_overlay(overlay, docs, bin_dir, targets):
                                               if p["labels"].get("app.kubernetes.io/name") == "prometheus"]
         for scraper in scrapers:
             require(scraper, pod, admin, "Prometheus scrapes the admin port")
+    # The load test's workers drive LOCUST_HOST and report to their master.
+    for pod in pods:
+        for c in pod["template"]["spec"]["containers"]:
+            args = c.get("args") or []
+            if "--worker" not in args:
+                continue
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            dials = []
+            if env.get("LOCUST_HOST"):
+                m = re.match(r"https?://([^:/]+)(?::(\d+))?", env["LOCUST_HOST"])
+                dials.append((m.group(1), int(m.group(2) or 80), "load on LOCUST_HOST"))
+            for a in args:
+                if a.startswith("--master-host="):
+                    dials.append((a.split("=", 1)[1], 5557, "locust worker → master"))
+            for host, port, why in dials:
+                for dst, dst_port in service_targets(host, port, f"{overlay}: {pod['name']}"):
+                    require(pod, dst, dst_port, why)
+
     # Alerts must reach the Alertmanager prometheus.yml names.
     for cm in objs.get("ConfigMap", {}).values():
         text = (cm.get("data") or {}).get("prometheus.yml")
@@ -654,6 +672,11 @@ def cut_alerts(docs):
     return "Alertmanager admits nobody (Prometheus' alerts would go nowhere)"
 
 
+def close_gateway_to_loadgen(docs):
+    docs.remove(find(docs, "NetworkPolicy", "gateway-from-loadgen"))
+    return "dev-loadtest: NetworkPolicy gateway-from-loadgen removed"
+
+
 def remove_content(docs):
     docs.remove(find(docs, "Deployment", "content"))
     return "content Deployment removed (the gateway's critical backend)"
@@ -679,7 +702,7 @@ def shorten_grace(docs):
 MUTATIONS = [("dev", move_gateway_service_port), ("dev", move_probe_port), ("dev", misspell_env_key),
              ("dev", remove_comment_to_content), ("dev", shorten_grace), ("dev", remove_dns),
              ("dev", drop_monitoring_namespace), ("dev", misspell_database_host), ("dev", remove_content),
-             ("dev", cut_alerts),
+             ("dev", cut_alerts), ("dev-loadtest", close_gateway_to_loadgen),
              ("prod", widen_user_datastore_cidr), ("prod", open_datastores_to_gateway)]
 
 
