@@ -91,7 +91,15 @@ impl DiscoverySettings {
     }
 
     async fn connect(&self) -> Result<etcd_client::Client, CallError> {
-        let options = etcd_client::ConnectOptions::new()
+        self.connect_with(etcd_client::ConnectOptions::new()).await
+    }
+
+    /// [`Self::connect`] with `options` as the starting point.
+    async fn connect_with(
+        &self,
+        options: etcd_client::ConnectOptions,
+    ) -> Result<etcd_client::Client, CallError> {
+        let options = options
             .with_connect_timeout(self.request_timeout)
             .with_timeout(self.request_timeout)
             // HTTP/2 pings notice a dead etcd (or a cut network) even on an
