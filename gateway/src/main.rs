@@ -7,8 +7,9 @@ use gateway::startup::Gateway;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    // Gateway::build validates the settings before it binds a port.
-    let settings: Settings = kit::config::load(gateway::SERVICE, CONFIG_DIR)?;
+    let Some(settings) = kit::cli::settings::<Settings>(gateway::SERVICE, CONFIG_DIR)? else {
+        return Ok(());
+    };
     let _telemetry = kit::telemetry::init(gateway::SERVICE, &settings.platform.telemetry)?;
     kit::runtime::build(&settings.platform.runtime)?.block_on(async {
         Gateway::build(settings)

@@ -23,6 +23,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod db;
