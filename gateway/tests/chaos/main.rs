@@ -7,7 +7,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod cluster;
 mod degradation;
+mod etcd_cluster;
 mod load;
+mod netns;
+mod partition;
 mod scenarios;
 mod stack;
