@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
 use crate::etcd_cluster::EtcdCluster;
-use crate::load::{Load, row};
+use crate::load::{Load, row, secs};
 use crate::scenarios::seed;
 use crate::stack::{Host, Stack, TTL};
 
@@ -249,7 +249,9 @@ async fn sigkill_of_the_etcd_leader_under_load_fails_no_request_and_keeps_every_
         report.requests,
         report.failures,
         &format!(
-            "keep-alives {keep_alive:.1?}, watch {delivered:.1?} after the kill; {} instances dropped, {lost} re-registrations",
+            "keep-alives {}, watch {} after the kill; {} instances dropped, {lost} re-registrations",
+            secs(keep_alive),
+            secs(Some(delivered)),
             incomplete.len()
         ),
     );
@@ -326,8 +328,10 @@ async fn two_of_three_etcd_members_down_for_30_seconds_keeps_endpoints_and_readi
         report.requests,
         report.failures,
         &format!(
-            "gateway unready {} times; all registered {registered:.1?}, watch {delivered:.1?} after quorum returned",
-            unready.len()
+            "gateway unready {} times; all registered {}, watch {} after quorum returned",
+            unready.len(),
+            secs(registered),
+            secs(Some(delivered))
         ),
     );
     assert!(report.requests > 100, "{report:?}");
@@ -403,7 +407,10 @@ async fn a_member_that_lost_its_data_rejoins_through_the_replacement_script() {
         "etcd member rejoins from an empty data dir",
         0,
         0,
-        &format!("serving {rejoined:.1?} after the wipe (scripts/etcd-replace-member.sh)"),
+        &format!(
+            "serving {} after the wipe (scripts/etcd-replace-member.sh)",
+            secs(Some(rejoined))
+        ),
     );
     assert_eq!(started, 3);
     assert_eq!(members.members().len(), 3);

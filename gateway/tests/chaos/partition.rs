@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::cluster::{seen, watch_delivery};
 use crate::etcd_cluster::EtcdCluster;
-use crate::load::{Load, row};
+use crate::load::{Load, row, secs};
 use crate::netns::Net;
 use crate::scenarios::seed;
 use crate::stack::{Host, Process, Stack};
@@ -115,7 +115,11 @@ async fn an_instance_cut_off_from_etcd_leaves_discovery_and_registers_again_on_h
         "partition: instance | etcd",
         report.requests,
         report.failures,
-        &format!("left discovery {left:.1?} after the cut, back {back:.1?} after the heal"),
+        &format!(
+            "left discovery {} after the cut, back {} after the heal",
+            secs(Some(left)),
+            secs(Some(back))
+        ),
     );
     assert!(report.requests > 100, "{report:?}");
     assert_eq!(report.failures, 0, "{report:?}");
@@ -155,8 +159,8 @@ async fn the_gateway_cut_off_from_one_listed_instance_ejects_it() {
         report.requests,
         report.failures,
         &format!(
-            "ejected (last failure) {:.1?} after the cut",
-            report.last_failure_after
+            "ejected (last failure) {} after the cut",
+            secs(report.last_failure_after)
         ),
     );
     assert_eq!(listed, 2, "etcd still lists the cut instance");
@@ -232,7 +236,10 @@ async fn the_gateway_cut_off_from_the_etcd_member_it_watches_switches_members() 
         "partition: gateway | its etcd member",
         report.requests,
         report.failures,
-        &format!("watch moved, change seen {worst:.1?} after the cut (worst of 3)"),
+        &format!(
+            "watch moved, change seen {} after the cut (worst of 3)",
+            secs(Some(worst))
+        ),
     );
     assert_eq!(report.failures, 0, "{report:?}");
 }

@@ -3,7 +3,7 @@ use std::time::Duration;
 use kit::testing::metric;
 use tokio::time::Instant;
 
-use crate::load::{Load, row};
+use crate::load::{Load, row, secs};
 use crate::stack::{Stack, TTL};
 
 const LIST: &str = "/content.v1.ContentService/ListArticles";
@@ -69,7 +69,7 @@ async fn sigkill_of_one_of_two_content_instances_under_load() {
         "SIGKILL one of two content instances",
         report.requests,
         report.failures,
-        &format!("last failure {:.1?} after the kill", report.last_failure_after),
+        &format!("last failure {} after the kill", secs(report.last_failure_after)),
     );
     assert!(report.requests > 100, "the load ran: {report:?}");
     assert!(
@@ -182,7 +182,7 @@ async fn etcd_down_for_30_seconds_the_gateway_keeps_answering_and_services_re_re
         "single etcd down 30 s",
         report.requests,
         report.failures,
-        &format!("all registered {all_back:.1?} after etcd returned"),
+        &format!("all registered {} after etcd returned", secs(all_back)),
     );
     assert!(all_back.is_some(), "services did not re-register");
     assert_eq!(report.failures, 0, "the gateway kept answering: {report:?}");

@@ -266,7 +266,7 @@ impl Supervisor {
         let limit = self.settings.request_timeout;
         let mut client = self.settings.connect().await?;
         let asked = Instant::now();
-        let (lease_id, ttl, reused) = match self.live_lease(&mut client).await {
+        let (lease_id, ttl, reused) = match self.live_lease(&mut client).await? {
             Some((id, ttl)) => (id, ttl, true),
             None => {
                 let ttl = self.settings.lease_ttl.as_secs().max(1) as i64;
@@ -323,23 +323,28 @@ impl Supervisor {
         }
     }
 
-    /// The lease of a previous session if etcd still holds it (a short
-    /// network cut or an etcd restart that kept its data), so that the key
-    /// is not deleted and re-created needlessly.
-    async fn live_lease(&self, client: &mut Client) -> Option<(i64, i64)> {
-        let id = self
+    /// The lease of a previous session and its remaining TTL if etcd still
+    /// holds it (a short network cut, a new leader, an etcd restart that
+    /// kept its data), so that the key is not deleted and re-created
+    /// needlessly. Only etcd's answer decides that it is gone (ttl -1): a
+    /// failed call (no leader yet, a dead member) ends the session instead,
+    /// or a lease that is alive would be replaced after every election.
+    async fn live_lease(&self, client: &mut Client) -> Result<Option<(i64, i64)>, CallError> {
+        let Some(id) = self
             .lease
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()?
-            .id;
+            .as_ref()
+            .map(|lease| lease.id)
+        else {
+            return Ok(None);
+        };
         let answer = bounded(
             self.settings.request_timeout,
             client.lease_time_to_live(id, None),
         )
-        .await
-        .ok()?;
-        (answer.ttl() > 0).then_some((id, answer.ttl()))
+        .await?;
+        Ok((answer.ttl() > 0).then_some((id, answer.ttl())))
     }
 
     /// Returns the previous state.
