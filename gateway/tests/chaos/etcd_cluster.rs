@@ -114,12 +114,9 @@ impl EtcdCluster {
         let endpoint = self.members[i].endpoint();
         for _ in 0..300 {
             if let Ok(mut client) = etcd_client::Client::connect([&endpoint], None).await
-                && tokio::time::timeout(
-                    Duration::from_secs(1),
-                    client.get("health-probe", None),
-                )
-                .await
-                .is_ok_and(|r| r.is_ok())
+                && tokio::time::timeout(Duration::from_secs(1), client.get("health-probe", None))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
             {
                 return;
             }
@@ -159,8 +156,7 @@ impl EtcdCluster {
     pub async fn leader(&self) -> usize {
         for _ in 0..100 {
             for member in self.members.iter().filter(|m| m.is_running()) {
-                let Ok(mut client) =
-                    etcd_client::Client::connect([member.endpoint()], None).await
+                let Ok(mut client) = etcd_client::Client::connect([member.endpoint()], None).await
                 else {
                     continue;
                 };

@@ -199,20 +199,24 @@ impl Net {
         Self::nft(from, &["add", "table", "inet", "chaos"]).unwrap();
         Self::nft(
             from,
-            &[
-                "add chain inet chaos out { type filter hook output priority 0 ; policy accept ; }",
-            ],
+            &["add chain inet chaos out { type filter hook output priority 0 ; policy accept ; }"],
         )
         .unwrap();
         Self::nft(
             from,
-            &[
-                "add chain inet chaos in { type filter hook input priority 0 ; policy accept ; }",
-            ],
+            &["add chain inet chaos in { type filter hook input priority 0 ; policy accept ; }"],
         )
         .unwrap();
-        Self::nft(from, &[&format!("add rule inet chaos out ip daddr {} drop", to.ip)]).unwrap();
-        Self::nft(from, &[&format!("add rule inet chaos in ip saddr {} drop", to.ip)]).unwrap();
+        Self::nft(
+            from,
+            &[&format!("add rule inet chaos out ip daddr {} drop", to.ip)],
+        )
+        .unwrap();
+        Self::nft(
+            from,
+            &[&format!("add rule inet chaos in ip saddr {} drop", to.ip)],
+        )
+        .unwrap();
     }
 
     /// Lifts every cut made at `from`.

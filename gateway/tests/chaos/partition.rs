@@ -36,8 +36,12 @@ impl World {
         let misc = net.host("misc");
         stack.start_service_on("user", misc.clone()).await;
         stack.start_service_on("comment", misc).await;
-        stack.start_service_on("content", net.host("content-a")).await;
-        stack.start_service_on("content", net.host("content-b")).await;
+        stack
+            .start_service_on("content", net.host("content-a"))
+            .await;
+        stack
+            .start_service_on("content", net.host("content-b"))
+            .await;
         stack.start_gateway().await;
         stack.wait_for_instances("content", 2).await;
         seed(&stack).await;
@@ -181,7 +185,9 @@ async fn latency_and_loss_on_one_instance_steer_traffic_away_and_deadlines_hold(
     };
     let a = world.content(0).host.clone();
     if let Err(e) = world.net.impair(&a, &["delay", "200ms", "loss", "5%"]) {
-        println!("SKIP: this kernel cannot add latency and loss (tc netem, CONFIG_NET_SCH_NETEM): {e}");
+        println!(
+            "SKIP: this kernel cannot add latency and loss (tc netem, CONFIG_NET_SCH_NETEM): {e}"
+        );
         return;
     }
     let (a0, b0) = (world.served(0).await, world.served(1).await);

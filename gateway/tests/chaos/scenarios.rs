@@ -69,7 +69,10 @@ async fn sigkill_of_one_of_two_content_instances_under_load() {
         "SIGKILL one of two content instances",
         report.requests,
         report.failures,
-        &format!("last failure {} after the kill", secs(report.last_failure_after)),
+        &format!(
+            "last failure {} after the kill",
+            secs(report.last_failure_after)
+        ),
     );
     assert!(report.requests > 100, "the load ran: {report:?}");
     assert!(

@@ -228,7 +228,10 @@ impl Stack {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}:{}{path}", self.gateway_host.ip, self.gateway_port)
+        format!(
+            "http://{}:{}{path}",
+            self.gateway_host.ip, self.gateway_port
+        )
     }
 
     /// Takes out the first running instance of `name`.
@@ -243,8 +246,7 @@ impl Stack {
 
     /// Keys under the prefix for `service` in etcd right now.
     pub async fn registered(&self, service: &str) -> usize {
-        let Ok(mut client) = etcd_client::Client::connect(&self.endpoints, None).await
-        else {
+        let Ok(mut client) = etcd_client::Client::connect(&self.endpoints, None).await else {
             return 0;
         };
         client

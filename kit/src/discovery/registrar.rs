@@ -197,18 +197,25 @@ struct Expiry {
 impl Expiry {
     async fn watch(&self) -> Infallible {
         loop {
-            let until = *self.valid_until.lock().unwrap_or_else(PoisonError::into_inner);
+            let until = *self
+                .valid_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             match until {
                 Some(at) if at > Instant::now() => tokio::time::sleep_until(at).await,
                 Some(_) => {
-                    let mut valid_until =
-                        self.valid_until.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut valid_until = self
+                        .valid_until
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
                     // A keep-alive answer may have moved it meanwhile.
                     if valid_until.is_some_and(|at| at <= Instant::now()) {
                         *valid_until = None;
                         self.registered_gauge.set(0);
                         if self.registered.send_replace(false) {
-                            tracing::warn!("the lease expired before etcd could be reached again; unregistered");
+                            tracing::warn!(
+                                "the lease expired before etcd could be reached again; unregistered"
+                            );
                         }
                     }
                 }
@@ -258,7 +265,10 @@ impl Supervisor {
     /// Records that etcd keeps the key for `ttl` seconds counted from `from`.
     fn valid_for(&self, from: Instant, ttl: i64) {
         let until = (ttl > 0).then(|| from + Duration::from_secs(ttl.unsigned_abs()));
-        *self.valid_until.lock().unwrap_or_else(PoisonError::into_inner) = until;
+        *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = until;
     }
 
     /// One registration, from connecting to the first failure.
