@@ -97,12 +97,19 @@ impl Net {
                     &bridge,
                 ])?;
                 ip(&["link", "set", "dev", &bridge, "up"])?;
-                run("nft", &["--version"])?;
+                // Namespaces may be refused where a bridge is not (an
+                // unprivileged container): find out before any process starts.
+                let probe = format!("nr{subnet}-probe");
+                ip(&["netns", "add", &probe])?;
+                let nft = ip(&["netns", "exec", &probe, "nft", "list", "ruleset"]);
+                let _ = ip(&["netns", "del", &probe]);
+                nft?;
                 Ok::<_, String>(())
             })();
             return match created {
                 Ok(()) => Some(net),
                 Err(e) => {
+                    drop(net);
                     println!(
                         "SKIP: cannot create network namespaces here (root, iproute2 and nftables are needed): {e}"
                     );
