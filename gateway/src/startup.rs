@@ -43,6 +43,7 @@ impl Gateway {
     /// Validates the settings, starts discovery and binds both ports.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
+        settings.platform.discovery.check_tls()?;
         let registry = Registry::new();
         let resolver = Resolver::spawn(
             &settings.platform.discovery,

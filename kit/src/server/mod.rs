@@ -131,6 +131,8 @@ pub enum ServerError {
     Readiness(#[from] UnknownBackend),
     #[error(transparent)]
     Limits(#[from] crate::messages::InvalidLimits),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A bound, not yet serving, gRPC server.
@@ -162,6 +164,7 @@ impl GrpcServer {
             .channel
             .messages
             .validate("platform.channel.messages")?;
+        settings.discovery.check_tls()?;
         if grpc.advertise_host.is_none() && is_wildcard(&grpc.host) {
             return Err(ServerError::NoAdvertiseHost(grpc.host.clone()));
         }
