@@ -70,7 +70,7 @@ fmt: ## Format the code
 	cargo fmt --all
 
 .PHONY: chaos
-chaos: ## Kill and restart real processes under load (SIGKILL failover, rolling restart) and print the figures
+chaos: ## Kill, restart and partition real processes under load (SIGKILL failover, rolling restart, etcd cluster, network cuts) and print a table of figures
 	@scripts/deps.sh test
 	@cargo build --workspace --bins
-	@cargo test -p gateway --test chaos -- --nocapture --test-threads=1 sigkill rolling 2>&1 | grep -E '^CHAOS|test result'
+	@scripts/chaos.sh

@@ -121,6 +121,9 @@ fi
 if [ "$mode" = test ]; then
   # promtool lints /metrics; chromium renders the live dashboard.
   apt_install prometheus chromium
+  # The partition tests put processes on network namespaces (iproute2) and
+  # cut links between them (nftables; tc netem comes with iproute2).
+  apt_install iproute2 nftables
   ensure_etcd_running
   ensure_mariadb_running
   ensure_redis_running

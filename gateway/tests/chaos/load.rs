@@ -22,6 +22,8 @@ pub struct Report {
     pub failures: usize,
     /// From `since` to the last failure, when there was one.
     pub last_failure_after: Option<Duration>,
+    /// Every failure, as time after `since` (before it: zero).
+    pub failures_after: Vec<Duration>,
 }
 
 impl Load {
@@ -61,6 +63,26 @@ impl Load {
             requests: log.len(),
             failures: failures.len(),
             last_failure_after: failures.last().map(|t| t.saturating_duration_since(since)),
+            failures_after: failures
+                .iter()
+                .map(|t| t.saturating_duration_since(since))
+                .collect(),
         }
     }
+}
+
+/// One row of the table `make chaos` prints (scripts/chaos.sh): scenario,
+/// requests, failed requests, and the recovery figures.
+pub fn row(scenario: &str, requests: usize, failed: usize, recovery: &str) {
+    let (requests, failed) = if requests == 0 {
+        ("-".to_owned(), "-".to_owned())
+    } else {
+        (requests.to_string(), failed.to_string())
+    };
+    println!("CHAOS-ROW\t{scenario}\t{requests}\t{failed}\t{recovery}");
+}
+
+/// A measured time for the table: `1.2 s`, or `never`.
+pub fn secs(d: Option<Duration>) -> String {
+    d.map_or_else(|| "never".into(), |d| format!("{:.1} s", d.as_secs_f64()))
 }

@@ -3,7 +3,7 @@ use std::time::Duration;
 use kit::testing::metric;
 use tokio::time::Instant;
 
-use crate::load::Load;
+use crate::load::{Load, row, secs};
 use crate::stack::{Stack, TTL};
 
 const LIST: &str = "/content.v1.ContentService/ListArticles";
@@ -65,6 +65,15 @@ async fn sigkill_of_one_of_two_content_instances_under_load() {
         "CHAOS sigkill: {} requests, {} failed, last failure {:?} after the kill",
         report.requests, report.failures, report.last_failure_after
     );
+    row(
+        "SIGKILL one of two content instances",
+        report.requests,
+        report.failures,
+        &format!(
+            "last failure {} after the kill",
+            secs(report.last_failure_after)
+        ),
+    );
     assert!(report.requests > 100, "the load ran: {report:?}");
     assert!(
         report
@@ -95,6 +104,12 @@ async fn a_rolling_restart_of_every_service_under_load_fails_no_request() {
     println!(
         "CHAOS rolling: {} requests, {} failed during the rolling restart",
         report.requests, report.failures
+    );
+    row(
+        "rolling restart of every service",
+        report.requests,
+        report.failures,
+        "-",
     );
     assert!(report.requests > 100, "{report:?}");
     assert_eq!(report.failures, 0, "{report:?}");
@@ -130,7 +145,7 @@ async fn etcd_down_for_30_seconds_the_gateway_keeps_answering_and_services_re_re
     let mut stack = Stack::start().await;
     seed(&stack).await;
     let load = Load::start(stack.url("/api/v1/articles?limit=5"), 2);
-    stack.etcd.kill();
+    stack.etcd().kill();
     let down = Instant::now();
     // Every gateway loses etcd at the same moment: readiness must hold on
     // last-known endpoints for the whole outage (no cliff after N seconds).
@@ -148,7 +163,7 @@ async fn etcd_down_for_30_seconds_the_gateway_keeps_answering_and_services_re_re
     assert_eq!(unready, 0, "unready while etcd was down: {report_body}");
     let etcd = report_body["etcd"].as_str().unwrap_or_default();
     assert!(etcd.starts_with("unreachable since "), "{report_body}");
-    stack.etcd.restart().await;
+    stack.etcd().restart().await;
     let back = Instant::now();
     let mut all_back = None;
     while back.elapsed() < TTL + Duration::from_secs(10) {
@@ -166,6 +181,12 @@ async fn etcd_down_for_30_seconds_the_gateway_keeps_answering_and_services_re_re
     println!(
         "CHAOS etcd outage: {report:?}; every service registered {all_back:?} after etcd returned"
     );
+    row(
+        "single etcd down 30 s",
+        report.requests,
+        report.failures,
+        &format!("all registered {} after etcd returned", secs(all_back)),
+    );
     assert!(all_back.is_some(), "services did not re-register");
     assert_eq!(report.failures, 0, "the gateway kept answering: {report:?}");
 }
@@ -178,7 +199,7 @@ async fn sigterm_with_an_open_stream_still_exits_within_the_grace_period() {
     let mut stack = Stack::start().await;
     let content = stack.take("content");
     // Find the instance's gRPC address in etcd and hold a stream open on it.
-    let mut etcd = etcd_client::Client::connect([stack.etcd.endpoint()], None)
+    let mut etcd = etcd_client::Client::connect(&stack.endpoints, None)
         .await
         .unwrap();
     let found = etcd

@@ -5,10 +5,41 @@ use std::time::Duration;
 use kit::testing::{self, EtcdProcess};
 use tokio::time::Instant;
 
+/// Where a process runs: the test's own network namespace on 127.0.0.1,
+/// or a "host" of a [`crate::netns::Net`] with an address of its own.
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub netns: Option<String>,
+    pub ip: String,
+}
+
+impl Host {
+    pub fn local() -> Self {
+        Self {
+            netns: None,
+            ip: "127.0.0.1".into(),
+        }
+    }
+
+    /// `program` run on this host (`ip netns exec` execs it, so the child's
+    /// pid is the program's own and signals reach it).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match &self.netns {
+            None => Command::new(program),
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(program);
+                command
+            }
+        }
+    }
+}
+
 /// One running binary.
 pub struct Process {
     pub name: &'static str,
     pub admin: u16,
+    pub host: Host,
     child: Child,
 }
 
@@ -34,7 +65,7 @@ impl Process {
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.admin))
+        reqwest::get(format!("http://{}:{}/metrics", self.host.ip, self.admin))
             .await
             .unwrap()
             .text()
@@ -60,9 +91,16 @@ fn signal(pid: i32, name: &str) {
 
 /// etcd, the three services and the gateway as processes.
 pub struct Stack {
-    pub etcd: EtcdProcess,
+    /// The private single etcd, unless the stack runs on a cluster of the
+    /// test's own ([`Stack::on`]).
+    pub etcd: Option<EtcdProcess>,
+    /// Every etcd client URL each process is given.
+    pub endpoints: Vec<String>,
     pub prefix: String,
+    pub gateway_host: Host,
     pub gateway_port: u16,
+    /// Lease TTL of the services started from now on ([`TTL`] unless set).
+    pub ttl: Duration,
     pub gateway: Option<Process>,
     pub services: Vec<Process>,
     data: tempfile::TempDir,
@@ -75,19 +113,39 @@ impl Stack {
     pub async fn start() -> Self {
         testing::init_tracing();
         let etcd = EtcdProcess::start().await;
-        let mut stack = Self {
-            etcd,
-            prefix: format!("/{}", testing::unique_name("chaos")),
-            gateway_port: testing::free_port(),
-            gateway: None,
-            services: Vec::new(),
-            data: tempfile::tempdir().unwrap(),
-        };
+        let mut stack = Self::on(vec![etcd.endpoint()], Host::local());
+        stack.etcd = Some(etcd);
         for service in ["user", "content", "comment"] {
             stack.start_service(service).await;
         }
         stack.start_gateway().await;
         stack
+    }
+
+    /// An empty stack on the etcd at `endpoints`, its gateway (once started)
+    /// on `gateway_host`.
+    pub fn on(endpoints: Vec<String>, gateway_host: Host) -> Self {
+        testing::init_tracing();
+        Self {
+            etcd: None,
+            endpoints,
+            prefix: format!("/{}", testing::unique_name("chaos")),
+            gateway_host,
+            gateway_port: testing::free_port(),
+            ttl: TTL,
+            gateway: None,
+            services: Vec::new(),
+            data: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The private single etcd of [`Stack::start`].
+    pub fn etcd(&mut self) -> &mut EtcdProcess {
+        self.etcd.as_mut().unwrap()
+    }
+
+    fn endpoints_env(&self) -> String {
+        serde_json::to_string(&self.endpoints).unwrap()
     }
 
     fn crate_dir(name: &str) -> PathBuf {
@@ -99,20 +157,24 @@ impl Stack {
     }
 
     pub async fn start_service(&mut self, name: &'static str) {
+        self.start_service_on(name, Host::local()).await;
+    }
+
+    pub async fn start_service_on(&mut self, name: &'static str, host: Host) {
         let admin = testing::free_port();
-        let child = Command::new(testing::binary(name))
+        let child = host
+            .command(testing::binary(name))
             .env("APP_ENVIRONMENT", "local")
             .env("APP_CONFIG_DIR", Self::crate_dir(name).join("config"))
+            .env("APP_PLATFORM__GRPC__HOST", &host.ip)
             .env("APP_PLATFORM__GRPC__PORT", "0")
+            .env("APP_PLATFORM__ADMIN__HOST", &host.ip)
             .env("APP_PLATFORM__ADMIN__PORT", admin.to_string())
-            .env(
-                "APP_PLATFORM__DISCOVERY__ENDPOINTS",
-                format!("[\"{}\"]", self.etcd.endpoint()),
-            )
+            .env("APP_PLATFORM__DISCOVERY__ENDPOINTS", self.endpoints_env())
             .env("APP_PLATFORM__DISCOVERY__PREFIX", &self.prefix)
             .env(
                 "APP_PLATFORM__DISCOVERY__LEASE_TTL",
-                format!("{}s", TTL.as_secs()),
+                format!("{}s", self.ttl.as_secs()),
             )
             .env("APP_PLATFORM__DISCOVERY__REQUEST_TIMEOUT", "1s")
             .env("APP_PLATFORM__DISCOVERY__BACKOFF_MAX", "1s")
@@ -126,22 +188,28 @@ impl Stack {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let process = Process { name, admin, child };
-        wait_ready(admin).await;
+        let process = Process {
+            name,
+            admin,
+            host,
+            child,
+        };
+        wait_ready(&process.host.ip, admin).await;
         self.services.push(process);
     }
 
-    async fn start_gateway(&mut self) {
+    pub async fn start_gateway(&mut self) {
         let admin = testing::free_port();
-        let child = Command::new(testing::binary("gateway"))
+        let host = self.gateway_host.clone();
+        let child = host
+            .command(testing::binary("gateway"))
             .env("APP_ENVIRONMENT", "local")
             .env("APP_CONFIG_DIR", Self::crate_dir("gateway").join("config"))
+            .env("APP_GATEWAY__HTTP__HOST", &host.ip)
             .env("APP_GATEWAY__HTTP__PORT", self.gateway_port.to_string())
+            .env("APP_PLATFORM__ADMIN__HOST", &host.ip)
             .env("APP_PLATFORM__ADMIN__PORT", admin.to_string())
-            .env(
-                "APP_PLATFORM__DISCOVERY__ENDPOINTS",
-                format!("[\"{}\"]", self.etcd.endpoint()),
-            )
+            .env("APP_PLATFORM__DISCOVERY__ENDPOINTS", self.endpoints_env())
             .env("APP_PLATFORM__DISCOVERY__PREFIX", &self.prefix)
             .env("APP_PLATFORM__DISCOVERY__REQUEST_TIMEOUT", "1s")
             .env("APP_PLATFORM__DISCOVERY__BACKOFF_MAX", "1s")
@@ -153,13 +221,17 @@ impl Stack {
         self.gateway = Some(Process {
             name: "gateway",
             admin,
+            host: host.clone(),
             child,
         });
-        wait_ready(admin).await;
+        wait_ready(&host.ip, admin).await;
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.gateway_port)
+        format!(
+            "http://{}:{}{path}",
+            self.gateway_host.ip, self.gateway_port
+        )
     }
 
     /// Takes out the first running instance of `name`.
@@ -174,8 +246,7 @@ impl Stack {
 
     /// Keys under the prefix for `service` in etcd right now.
     pub async fn registered(&self, service: &str) -> usize {
-        let Ok(mut client) = etcd_client::Client::connect([self.etcd.endpoint()], None).await
-        else {
+        let Ok(mut client) = etcd_client::Client::connect(&self.endpoints, None).await else {
             return 0;
         };
         client
@@ -204,9 +275,9 @@ impl Stack {
 }
 
 /// Waits until a process's admin port answers `/readyz` with 200.
-async fn wait_ready(admin: u16) {
+async fn wait_ready(ip: &str, admin: u16) {
     for _ in 0..600 {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{admin}/readyz")).await
+        if let Ok(r) = reqwest::get(format!("http://{ip}:{admin}/readyz")).await
             && r.status() == 200
         {
             return;

@@ -8,6 +8,15 @@
 //! Every failure ends the session; the supervisor waits a jittered, capped
 //! backoff and starts a new one from a fresh client (the old client's channel
 //! and keeper may be dead after a disconnect).
+//!
+//! A session that ends while the lease is still valid (the etcd member it
+//! talked to died, or a leader election outlasted a request) does not make
+//! the instance unregistered: etcd keeps the key until the lease's TTL, so
+//! readiness stays up and the next session re-uses the lease. Only when the
+//! last known expiry passes without a new answer does `registered` turn
+//! false. Without this, killing one etcd member turned every service
+//! connected to it unready for a moment and counted a re-registration,
+//! although no caller ever lost its key.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -96,6 +105,7 @@ impl Registrar {
             reregistrations.clone(),
         );
         let (tx, registered) = watch::channel(false);
+        let tx = Arc::new(tx);
         let lease = Arc::new(Mutex::new(None));
         let stop = CancellationToken::new();
         let supervisor = Supervisor {
@@ -107,6 +117,7 @@ impl Registrar {
             reregistrations,
             registrations: 0,
             lease: lease.clone(),
+            valid_until: Arc::new(Mutex::new(None)),
         };
         let stopped = stop.clone();
         let task = crate::telemetry::spawn("registrar", async move {
@@ -165,25 +176,80 @@ struct Supervisor {
     settings: DiscoverySettings,
     key: String,
     instance: Instance,
-    registered: watch::Sender<bool>,
+    registered: Arc<watch::Sender<bool>>,
     registered_gauge: Gauge<i64>,
     reregistrations: Counter<u64>,
     registrations: u64,
     lease: Arc<Mutex<Option<Lease>>>,
+    /// Until when etcd keeps the key without a further keep-alive, as far as
+    /// the last answer tells; `None` when not known to be registered.
+    valid_until: Arc<Mutex<Option<Instant>>>,
+}
+
+/// Turns `registered` false when the lease's last known expiry passes
+/// without a new keep-alive answer.
+struct Expiry {
+    registered: Arc<watch::Sender<bool>>,
+    registered_gauge: Gauge<i64>,
+    valid_until: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Expiry {
+    async fn watch(&self) -> Infallible {
+        loop {
+            let until = *self
+                .valid_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match until {
+                Some(at) if at > Instant::now() => tokio::time::sleep_until(at).await,
+                Some(_) => {
+                    let mut valid_until = self
+                        .valid_until
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    // A keep-alive answer may have moved it meanwhile.
+                    if valid_until.is_some_and(|at| at <= Instant::now()) {
+                        *valid_until = None;
+                        self.registered_gauge.set(0);
+                        if self.registered.send_replace(false) {
+                            tracing::warn!(
+                                "the lease expired before etcd could be reached again; unregistered"
+                            );
+                        }
+                    }
+                }
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
 }
 
 impl Supervisor {
     async fn run(mut self, stop: CancellationToken) {
         let mut backoff = Backoff::new(self.settings.backoff_base, self.settings.backoff_max);
+        let expiry = Expiry {
+            registered: self.registered.clone(),
+            registered_gauge: self.registered_gauge.clone(),
+            valid_until: self.valid_until.clone(),
+        };
         loop {
             let result = tokio::select! {
                 () = stop.cancelled() => return,
                 result = self.session(&mut backoff) => result,
+                never = expiry.watch() => match never {},
             };
-            let was_registered = self.set_registered(false);
             let delay = backoff.next_delay();
             let Err(error) = result;
-            if was_registered {
+            let still_listed = !matches!(error, SessionError::LeaseExpired)
+                && self
+                    .valid_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_some_and(|at| at > Instant::now());
+            if still_listed {
+                tracing::warn!(%error, key = %self.key, retry_in = ?delay, "etcd session ended; the key stays until the lease's TTL, reconnecting");
+            } else if self.set_registered(false) {
                 tracing::warn!(%error, key = %self.key, retry_in = ?delay, "registration lost");
             } else {
                 tracing::warn!(%error, key = %self.key, retry_in = ?delay, "cannot register yet");
@@ -191,19 +257,31 @@ impl Supervisor {
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
+                never = expiry.watch() => match never {},
             }
         }
+    }
+
+    /// Records that etcd keeps the key for `ttl` seconds counted from `from`.
+    fn valid_for(&self, from: Instant, ttl: i64) {
+        let until = (ttl > 0).then(|| from + Duration::from_secs(ttl.unsigned_abs()));
+        *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = until;
     }
 
     /// One registration, from connecting to the first failure.
     async fn session(&mut self, backoff: &mut Backoff) -> Result<Infallible, SessionError> {
         let limit = self.settings.request_timeout;
         let mut client = self.settings.connect().await?;
-        let lease_id = match self.live_lease(&mut client).await {
-            Some(id) => id,
+        let asked = Instant::now();
+        let (lease_id, ttl, reused) = match self.live_lease(&mut client).await? {
+            Some((id, ttl)) => (id, ttl, true),
             None => {
                 let ttl = self.settings.lease_ttl.as_secs().max(1) as i64;
-                bounded(limit, client.lease_grant(ttl, None)).await?.id()
+                let granted = bounded(limit, client.lease_grant(ttl, None)).await?;
+                (granted.id(), granted.ttl(), false)
             }
         };
         *self.lease.lock().unwrap_or_else(PoisonError::into_inner) = Some(Lease {
@@ -218,9 +296,11 @@ impl Supervisor {
         )
         .await?;
         self.registrations += 1;
-        if self.registrations > 1 {
+        // With the lease re-used the key never left etcd: nothing was lost.
+        if self.registrations > 1 && !reused {
             self.reregistrations.inc();
         }
+        self.valid_for(asked, ttl);
         self.set_registered(true);
         backoff.reset();
         tracing::info!(key = %self.key, addr = %self.instance.addr, lease = lease_id, "registered");
@@ -233,9 +313,10 @@ impl Supervisor {
         loop {
             tokio::select! {
                 _ = renew.tick() => {
+                    let sent = Instant::now();
                     bounded(limit, keeper.keep_alive()).await?;
                     match bounded(limit, answers.message()).await? {
-                        Some(answer) if answer.ttl() > 0 => {}
+                        Some(answer) if answer.ttl() > 0 => self.valid_for(sent, answer.ttl()),
                         Some(_) => return Err(SessionError::LeaseExpired),
                         None => return Err(SessionError::KeepAliveClosed),
                     }
@@ -252,23 +333,28 @@ impl Supervisor {
         }
     }
 
-    /// The lease of a previous session if etcd still holds it (a short
-    /// network cut or an etcd restart that kept its data), so that the key
-    /// is not deleted and re-created needlessly.
-    async fn live_lease(&self, client: &mut Client) -> Option<i64> {
-        let id = self
+    /// The lease of a previous session and its remaining TTL if etcd still
+    /// holds it (a short network cut, a new leader, an etcd restart that
+    /// kept its data), so that the key is not deleted and re-created
+    /// needlessly. Only etcd's answer decides that it is gone (ttl -1): a
+    /// failed call (no leader yet, a dead member) ends the session instead,
+    /// or a lease that is alive would be replaced after every election.
+    async fn live_lease(&self, client: &mut Client) -> Result<Option<(i64, i64)>, CallError> {
+        let Some(id) = self
             .lease
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()?
-            .id;
+            .as_ref()
+            .map(|lease| lease.id)
+        else {
+            return Ok(None);
+        };
         let answer = bounded(
             self.settings.request_timeout,
             client.lease_time_to_live(id, None),
         )
-        .await
-        .ok()?;
-        (answer.ttl() > 0).then_some(id)
+        .await?;
+        Ok((answer.ttl() > 0).then_some((id, answer.ttl())))
     }
 
     /// Returns the previous state.
