@@ -1,19 +1,16 @@
 use gateway::settings::{CONFIG_DIR, Settings};
-use gateway::startup::Gateway;
 
-// mimalloc returns freed memory to the system; glibc keeps per-thread
-// arenas (argon2's 19 MiB per hash stayed resident on every blocking thread).
+// mimalloc returns freed memory to the system; glibc keeps per-thread arenas
+// that hold on to the peaks of request and response buffers.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    // Gateway::build validates the settings before it binds a port.
+    // startup::build validates the settings before it binds a port.
     let settings: Settings = kit::config::load(gateway::SERVICE, CONFIG_DIR)?;
     let _telemetry = kit::telemetry::init(gateway::SERVICE, &settings.platform.telemetry)?;
     kit::runtime::build(&settings.platform.runtime)?.block_on(async {
-        Gateway::build(settings)
-            .await?
-            .run_until(kit::shutdown::signal())
-            .await
+        let server = gateway::startup::build(settings).await?;
+        Ok(server.run_until(kit::shutdown::signal()).await?)
     })
 }
