@@ -20,7 +20,7 @@ pub struct TestStack {
     pub content_settings: content::settings::Settings,
     comment_settings: comment::settings::Settings,
     gateway_stop: Option<oneshot::Sender<()>>,
-    gateway: Option<JoinHandle<anyhow::Result<()>>>,
+    gateway: Option<JoinHandle<Result<(), kit::server::ServerError>>>,
     _dir: tempfile::TempDir,
 }
 
