@@ -65,7 +65,7 @@ pub async fn list_articles(
     let backends = &state.backends;
     let page = backends
         .list_articles(ListArticlesRequest {
-            page_size: page_size(query.limit)?,
+            page_size: super::page_size(query.limit)?,
             page_token: query.cursor.unwrap_or_default(),
         })
         .await?;
@@ -138,15 +138,4 @@ pub async fn get_article(
         comments: comments_with_authors(comments.unwrap_or_default(), &users),
         degraded,
     }))
-}
-
-/// `limit` as a page size: 1–100, default 20.
-pub fn page_size(limit: Option<u32>) -> Result<i32, ApiError> {
-    match limit {
-        None => Ok(20),
-        Some(n @ 1..=100) => Ok(n as i32),
-        Some(n) => Err(ApiError::InvalidArgument(format!(
-            "limit must be between 1 and 100, got {n}"
-        ))),
-    }
 }

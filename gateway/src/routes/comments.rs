@@ -3,8 +3,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use proto::comment::v1::ListCommentsRequest;
 
-use super::articles::page_size;
-use super::{AUTHORS, optional};
+use super::{AUTHORS, optional, page_size};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams, QueryParams};
