@@ -4,6 +4,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod layer;
 mod process;
 
 use std::collections::HashMap;
