@@ -5,6 +5,7 @@
 pub mod grpc;
 pub mod http;
 pub mod layer;
+pub mod names;
 mod process;
 
 use std::collections::HashMap;

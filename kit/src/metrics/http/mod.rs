@@ -66,17 +66,17 @@ impl HttpMetrics {
             in_flight: Gauge::default(),
         };
         registry.register(
-            "http_server_requests",
+            super::names::HTTP_SERVER_REQUESTS,
             "HTTP requests by route template, method and status",
             inner.requests.clone(),
         );
         registry.register(
-            "http_server_request_duration_seconds",
+            super::names::HTTP_SERVER_REQUEST_DURATION,
             "HTTP request latency by route template and method",
             inner.duration.clone(),
         );
         registry.register(
-            "http_server_in_flight_requests",
+            super::names::HTTP_SERVER_IN_FLIGHT,
             "HTTP requests currently being handled",
             inner.in_flight.clone(),
         );
