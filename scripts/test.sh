@@ -30,6 +30,9 @@ step "drop test databases left by earlier runs"
 mariadb -h 127.0.0.1 -u root -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 't\\_%'" 2>/dev/null \
   | while read -r db; do mariadb -h 127.0.0.1 -u root -e "DROP DATABASE \`$db\`"; done || true
 
+step "docs (broken intra-doc links fail)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
 step "deploy manifests and CI"
 scripts/check-deploy.sh
 

@@ -141,7 +141,7 @@ pub struct Circuit {
     settings: BreakerSettings,
     state: AtomicU8,
     force: AtomicU8,
-    /// When the circuit last opened, in nanoseconds on [`clock`].
+    /// When the circuit last opened, in nanoseconds on [`crate::time::monotonic_nanos`].
     opened_at: AtomicU64,
     /// Trial calls still allowed in HalfOpen.
     trials_left: AtomicU32,
