@@ -10,8 +10,7 @@ use kit::messages::MessageLimits;
 use kit::resilience::retry::Retry;
 use proto::comment::v1::comment_service_client::CommentServiceClient;
 use proto::comment::v1::{
-    Comment, CountCommentsRequest, CreateCommentRequest, ListCommentsRequest,
-    ListCommentsResponse,
+    Comment, CountCommentsRequest, CreateCommentRequest, ListCommentsRequest, ListCommentsResponse,
 };
 use proto::content::v1::content_service_client::ContentServiceClient;
 use proto::content::v1::{

@@ -50,11 +50,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<HttpServer> {
     let (api, mut openapi) = routes::api(settings.http.body_limit_bytes);
     openapi.servers = Some(vec![docs::server(&settings.http, server.local_addr())]);
     let router = api.merge(docs::router(openapi)).with_state(state.clone());
-    let admin = crate::dashboard::router(registry.clone(), resolver, server.admin_stop())
-        .merge(crate::admin::router(
-            clients.breakers().clone(),
-            settings.admin_token.clone(),
-        ));
+    let admin = crate::dashboard::router(registry.clone(), resolver, server.admin_stop()).merge(
+        crate::admin::router(clients.breakers().clone(), settings.admin_token.clone()),
+    );
     let stack = HttpStack {
         request_timeout: settings.http.request_timeout,
         errors: HttpErrors {

@@ -41,7 +41,11 @@ impl Hs256 {
 }
 
 fn signer_factory(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
-    Ok(Box::new(Hs256::new(algorithm, key.family(), key.as_bytes())?))
+    Ok(Box::new(Hs256::new(
+        algorithm,
+        key.family(),
+        key.as_bytes(),
+    )?))
 }
 
 fn verifier_factory(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {

@@ -249,9 +249,7 @@ impl GrpcServer {
             }
             registrar.deregister().await;
         };
-        lifecycle
-            .run(admin_router, serving, signal, leave)
-            .await
+        lifecycle.run(admin_router, serving, signal, leave).await
     }
 }
 
@@ -302,4 +300,3 @@ fn readiness(
         report
     })
 }
-

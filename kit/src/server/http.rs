@@ -138,9 +138,9 @@ impl HttpServer {
                 .layer(ReportLayer::new())
                 // The whole-request budget; HandleErrorLayer turns the
                 // timeout error into the API's 504 answer.
-                .layer(HandleErrorLayer::new(move |_: tower::BoxError| async move {
-                    (errors.timeout)()
-                }))
+                .layer(HandleErrorLayer::new(
+                    move |_: tower::BoxError| async move { (errors.timeout)() },
+                ))
                 .timeout(request_timeout)
                 // The same budget, visible to every backend call the
                 // handler makes, which sends what is left as grpc-timeout.

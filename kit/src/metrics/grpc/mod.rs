@@ -133,7 +133,6 @@ impl GrpcMetrics {
             }
         }
     }
-
 }
 
 impl Recorder for GrpcMetrics {
@@ -177,7 +176,6 @@ impl Answered for InFlight {
 }
 
 impl InFlight {
-
     fn record(&self, code: &'static str, elapsed: Duration) {
         let inner = &self.metrics.inner;
         inner

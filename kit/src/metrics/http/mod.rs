@@ -84,7 +84,6 @@ impl HttpMetrics {
             inner: Arc::new(inner),
         }
     }
-
 }
 
 impl Recorder for HttpMetrics {
