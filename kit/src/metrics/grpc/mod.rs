@@ -10,7 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
-use super::layer::{Answered, MetricsLayer, MetricsService, Recorder};
+use super::recorder::{Answered, MetricsLayer, MetricsService, Recorder};
 use super::{Interner, LATENCY_BUCKETS, Registry};
 
 /// Records every call passing through into a [`GrpcMetrics`].

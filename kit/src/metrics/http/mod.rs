@@ -15,7 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
-use super::layer::{Answered, MetricsLayer, MetricsService, Recorder};
+use super::recorder::{Answered, MetricsLayer, MetricsService, Recorder};
 use super::{Interner, LATENCY_BUCKETS, Registry};
 
 /// Records every request passing through into an [`HttpMetrics`].
