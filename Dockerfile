@@ -33,8 +33,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 # TLS for Sentry, so an https DSN (sentry.io, a self-hosted Sentry behind
-# TLS) works; `make run` and CI builds leave it out to stay lean.
-ARG FEATURES=kit/sentry-tls
+# TLS) works, and to MySQL, Redis (rediss://) and etcd (https://); `make run`
+# and CI builds leave both out to stay lean.
+ARG FEATURES=kit/sentry-tls,kit/tls
 COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --features "${FEATURES}" --recipe-path recipe.json
 COPY . .

@@ -43,5 +43,9 @@ cargo test --workspace --doc
 step "the README's walks against a make run stack (debug binaries)"
 BIN=target/debug scripts/readme-test.py
 
+step "TLS to etcd, Redis and MariaDB (the kit/tls build of the Docker image)"
+cargo clippy -p kit --features tls --all-targets -- -D warnings
+cargo test -p kit --features tls --test tls
+
 step "bench smoke"
 scripts/bench.sh --smoke

@@ -187,4 +187,69 @@ mod tests {
             Err(SettingsError::WeakSecret)
         ));
     }
+
+    fn with_adaptive_bulkhead(adaptive: serde_json::Value) -> Settings {
+        let mut settings: Settings = kit::config::load_files(CONFIG_DIR, "local").unwrap();
+        settings.platform.resilience = serde_json::from_value(serde_json::json!({
+            "overrides": {"comment.v1.CommentService": {"bulkhead": {"adaptive": adaptive}}}
+        }))
+        .unwrap();
+        settings
+    }
+
+    #[test]
+    fn adaptive_bulkhead_settings_that_cannot_work_are_refused_naming_the_key() {
+        for (adaptive, key) in [
+            (
+                serde_json::json!({"min": 50, "max": 10}),
+                "bulkhead.adaptive.min",
+            ),
+            (
+                serde_json::json!({"backoff": 1.5}),
+                "bulkhead.adaptive.backoff",
+            ),
+            (
+                serde_json::json!({"backoff": 0.0}),
+                "bulkhead.adaptive.backoff",
+            ),
+            (serde_json::json!({"max": 0}), "bulkhead.adaptive.max"),
+            (
+                serde_json::json!({"latency_target": "0s"}),
+                "bulkhead.adaptive.latency_target",
+            ),
+        ] {
+            let refused = with_adaptive_bulkhead(adaptive.clone()).validate();
+            let Err(SettingsError::Resilience(error)) = refused else {
+                panic!("{adaptive} was accepted");
+            };
+            let message = error.to_string();
+            assert!(
+                message.contains("comment.v1.CommentService") && message.contains(key),
+                "{adaptive}: {message}"
+            );
+        }
+        with_adaptive_bulkhead(serde_json::json!({"min": 2, "max": 40, "initial": 10}))
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn the_readme_states_the_configured_number_of_read_retries() {
+        let settings: Settings = kit::config::load_files(CONFIG_DIR, "local").unwrap();
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let said = ["never retried", "retried once more", "retried twice more"]
+            .get(settings.retry.max_retries as usize)
+            .unwrap_or_else(|| panic!("max_retries {}", settings.retry.max_retries));
+        assert!(
+            readme.contains(&format!("Reads are {said}")),
+            "README does not say \"Reads are {said}\" (max_retries: {})",
+            settings.retry.max_retries
+        );
+        assert_eq!(
+            settings.retry.max_retries,
+            kit::resilience::retry::RetrySettings::default().max_retries,
+            "the checked-in config and the code default agree"
+        );
+    }
 }

@@ -18,6 +18,7 @@ use crate::{docs, routes};
 /// returned server is ready to `run_until` a shutdown signal.
 pub async fn build(settings: Settings) -> anyhow::Result<HttpServer> {
     settings.validate()?;
+    settings.platform.discovery.check_tls()?;
     let registry = Registry::new();
     let platform = &settings.platform;
     let resolver = Resolver::spawn(&platform.discovery, &platform.channel, &registry);

@@ -13,6 +13,8 @@
 //! - [`db`]: a SQLite-or-MySQL pool with migrations applied at start-up, and
 //!   query counters;
 //! - [`cache`]: cache-aside on Redis or in-process, with request collapsing;
+//! - [`tls`]: certificate files for TLS to MySQL, Redis and etcd (the
+//!   `kit/tls` build);
 //! - [`pagination`], [`time`] and [`validate`]: cursor tokens, timestamps and
 //!   input checks for handlers;
 //! - [`admin`]: the admin HTTP port (`/metrics`, `/healthz`, `/readyz`);
@@ -39,6 +41,7 @@ pub mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod time;
+pub mod tls;
 pub mod validate;
 
 pub use server::PlatformSettings;

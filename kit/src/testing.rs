@@ -173,6 +173,22 @@ pub fn init_tracing() {
     });
 }
 
+/// Instances of `service` registered under `prefix` in the shared etcd: a
+/// process is ready once its key is there.
+pub async fn registered_instances(prefix: &str, service: &str) -> usize {
+    let Ok(mut client) = etcd_client::Client::connect([etcd_endpoint()], None).await else {
+        return 0;
+    };
+    client
+        .get(
+            format!("{}/{service}/", prefix.trim_end_matches('/')),
+            Some(etcd_client::GetOptions::new().with_prefix()),
+        )
+        .await
+        .map(|r| r.kvs().len())
+        .unwrap_or(0)
+}
+
 /// A free TCP port on 127.0.0.1 (for processes that cannot be told port 0).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -270,3 +270,36 @@ async fn a_redis_that_is_down_at_start_up_does_not_stop_the_service() {
         Some(10)
     );
 }
+
+#[tokio::test]
+async fn a_write_whose_caller_goes_away_right_after_the_commit_still_invalidates() {
+    for (store, settings) in stores() {
+        let (numbers, _) = keyspace(&settings);
+        let table = Table::with(&[(7, 1)]);
+        let read = || numbers.get_or_load(7, |ids| table.load(ids));
+        assert_eq!(read().await.unwrap(), Some(1), "{store}: cached");
+
+        let mut write = Box::pin(numbers.invalidating(&[7], async {
+            table.rows.lock().unwrap().insert(7, 2);
+            // Committed; the caller goes away before the database's answer
+            // arrives (a client that hung up, a deadline that passed).
+            std::future::pending::<()>().await;
+        }));
+        assert!(futures::poll!(write.as_mut()).is_pending());
+        drop(write);
+        assert_eq!(table.rows.lock().unwrap()[&7], 2, "{store}: committed");
+
+        // The invalidation may land a moment later; a stale cache would
+        // answer 1 for the whole TTL.
+        let fresh = tokio::time::timeout(Duration::from_secs(5), async {
+            while read().await.unwrap() != Some(2) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(
+            fresh.is_ok(),
+            "{store}: the cache still holds the value from before the write"
+        );
+    }
+}

@@ -238,3 +238,119 @@ async fn etcd_down_for_a_while_keeps_endpoints_and_registration_comes_back() {
     assert_eq!(eta.len(), 1);
     server.stop().await;
 }
+
+/// A private three-member etcd cluster with a fast election timeout, whose
+/// members the test can kill one by one.
+struct Cluster {
+    members: Vec<Option<std::process::Child>>,
+    clients: Vec<String>,
+    _data: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let names = ["m0", "m1", "m2"];
+        let clients: Vec<String> = names
+            .iter()
+            .map(|_| format!("http://127.0.0.1:{}", testing::free_port()))
+            .collect();
+        let peers: Vec<String> = names
+            .iter()
+            .map(|_| format!("http://127.0.0.1:{}", testing::free_port()))
+            .collect();
+        let initial = names
+            .iter()
+            .zip(&peers)
+            .map(|(name, peer)| format!("{name}={peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let members = (0..3)
+            .map(|i| {
+                let child = std::process::Command::new("etcd")
+                    .args(["--name", names[i], "--data-dir"])
+                    .arg(data.path().join(names[i]))
+                    .args(["--listen-client-urls", &clients[i]])
+                    .args(["--advertise-client-urls", &clients[i]])
+                    .args(["--listen-peer-urls", &peers[i]])
+                    .args(["--initial-advertise-peer-urls", &peers[i]])
+                    .args(["--initial-cluster", &initial])
+                    .args(["--initial-cluster-state", "new"])
+                    .args(["--heartbeat-interval", "20", "--election-timeout", "200"])
+                    .args(["--log-level", "error"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("etcd is not installed; run `make test`, which installs it");
+                Some(child)
+            })
+            .collect();
+        let cluster = Self {
+            members,
+            clients,
+            _data: data,
+        };
+        for endpoint in &cluster.clients {
+            let mut up = false;
+            for _ in 0..200 {
+                if let Ok(mut client) = etcd_client::Client::connect([endpoint], None).await
+                    && client.get("health-probe", None).await.is_ok()
+                {
+                    up = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(up, "cluster member {endpoint} did not come up");
+        }
+        cluster
+    }
+
+    fn kill(&mut self, member: usize) {
+        if let Some(mut child) = self.members[member].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for member in 0..self.members.len() {
+            self.kill(member);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_watch_on_a_member_that_lost_its_leader_ends_instead_of_staying_silent() {
+    testing::init_tracing();
+    let mut cluster = Cluster::start().await;
+    let mut platform = PlatformSettings::default();
+    testing::prepare_platform(&mut platform, &format!("/{}", testing::unique_name("disc")));
+    // The resolver talks to member 0 only; no periodic re-list would notice.
+    platform.discovery.endpoints = vec![cluster.clients[0].clone()];
+    platform.discovery.request_timeout = Duration::from_millis(500);
+    platform.discovery.backoff_max = Duration::from_millis(500);
+    platform.discovery.resync_interval = Duration::from_secs(3600);
+    let resolver = resolver(&platform);
+    timeout(Duration::from_secs(10), resolver.wait_synced())
+        .await
+        .expect("the resolver synced through member 0");
+    assert!(resolver.is_connected());
+
+    // Member 0 loses its peers, as on the minority side of a partition: it
+    // stays up and answers pings, but has no leader any more.
+    cluster.kill(1);
+    cluster.kill(2);
+    let noticed = timeout(Duration::from_secs(20), async {
+        while resolver.is_connected() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        noticed.is_ok(),
+        "the watch on a leaderless member stayed open (it would until the periodic re-list)"
+    );
+}

@@ -249,3 +249,154 @@ async fn a_panicking_handler_fails_its_own_call_and_the_server_keeps_serving() {
     assert_eq!(health.status, 1, "SERVING");
     server.stop().await;
 }
+
+/// A gRPC service whose only method answers after a second.
+#[derive(Clone)]
+struct Slow;
+
+impl tonic::server::NamedService for Slow {
+    const NAME: &'static str = "slow.v1.Slow";
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Slow {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(tonic::Status::ok("").into_http())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_past_the_callers_deadline_always_answers_deadline_exceeded() {
+    let platform = platform();
+    let server = GrpcServer::bind("slow", &platform, &Registry::new())
+        .await
+        .unwrap()
+        .add_service(Slow);
+    let server = RunningServer::spawn(server);
+    server.wait_until_serving().await;
+    let tcp = tokio::net::TcpStream::connect(server.grpc_addr)
+        .await
+        .unwrap();
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+
+    let call = |budget: String| {
+        let mut sender = sender.clone();
+        let uri = format!("{}/slow.v1.Slow/Wait", server.url());
+        async move {
+            let request = http::Request::post(uri)
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .header("grpc-timeout", budget)
+                .body(tonic::body::Body::empty())
+                .unwrap();
+            sender.ready().await.unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            response
+                .headers()
+                .get("grpc-status")
+                .map_or("none".to_owned(), |v| v.to_str().unwrap().to_owned())
+        }
+    };
+    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+    // Sequential calls with budgets of every size around the timer's
+    // millisecond resolution, then bursts whose deadlines expire on the
+    // same timer tick (a busy server), where two timers for one deadline
+    // would race.
+    for i in 0..48u64 {
+        let budget = match i % 4 {
+            0 => format!("{}m", 1 + i % 7),
+            1 => format!("{}u", 300 + i * 137),
+            2 => format!("{}m", 10 + i),
+            _ => format!("{}n", 1_000_000 + i * 90_001),
+        };
+        *codes.entry(call(budget).await).or_default() += 1;
+    }
+    for _ in 0..8 {
+        let burst: Vec<_> = (0..100)
+            .map(|_| tokio::spawn(call("20m".to_owned())))
+            .collect();
+        for answer in burst {
+            *codes.entry(answer.await.unwrap()).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        codes,
+        [("4".to_owned(), 848)].into(),
+        "grpc-status of calls past their deadline (4: DEADLINE_EXCEEDED, 1: CANCELLED)"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kit_caller_past_its_deadline_always_sees_deadline_exceeded_counted_as_a_timeout() {
+    use tower::ServiceExt as _;
+
+    let platform = platform();
+    let server = GrpcServer::bind("slow", &platform, &Registry::new())
+        .await
+        .unwrap()
+        .add_service(Slow);
+    let server = RunningServer::spawn(server);
+    server.wait_until_serving().await;
+
+    let registry = Registry::new();
+    let resolver = Resolver::spawn(&platform.discovery, &ChannelSettings::default(), &registry);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        resolver.endpoints("slow").wait_until(|i| i.len() == 1),
+    )
+    .await
+    .unwrap();
+    let mut resilience = kit::resilience::ResilienceSettings::default();
+    // Keep the circuit closed: every call must reach the server.
+    resilience.default.breaker.request_volume_threshold = u32::MAX;
+    let clients = kit::client::Clients::new(&resolver, &registry, &resilience).unwrap();
+    let channel = clients.channel("slow");
+
+    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..40u64 {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(10 + i % 25);
+        let request = http::Request::post("/slow.v1.Slow/Wait")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(tonic::body::Body::empty())
+            .unwrap();
+        let answer =
+            kit::resilience::deadline::scope(deadline, channel.clone().oneshot(request)).await;
+        let code = match answer {
+            Ok(response) => response
+                .headers()
+                .get("grpc-status")
+                .map_or("0".to_owned(), |v| v.to_str().unwrap().to_owned()),
+            Err(status) => format!("{}", status.code() as i32),
+        };
+        *codes.entry(code).or_default() += 1;
+    }
+    assert_eq!(
+        codes,
+        [("4".to_owned(), 40)].into(),
+        "codes the caller saw (4: DEADLINE_EXCEEDED, 1: CANCELLED, 14: UNAVAILABLE)"
+    );
+    let breaker = clients.breakers().find("slow.v1.Slow/Wait").unwrap();
+    assert_eq!(breaker.counts().timeouts, 40, "{:?}", breaker.counts());
+    server.stop().await;
+}

@@ -96,13 +96,14 @@ pub(crate) fn optional<T>(
     match result {
         Ok(value) => Some(value),
         Err(status) => {
-            // An open breaker was logged once when it opened and counts its
-            // short-circuits; one line per page on top would flood the logs
-            // for the whole outage.
-            if crate::error::breaker_open(&status).is_some() {
-                tracing::debug!(part, "degraded answer: breaker open");
-            } else {
-                tracing::warn!(part, code = ?status.code(), message = status.message(), "degraded answer");
+            // Every page fails the same way during an outage: one summary
+            // line per interval, never one per page (the breaker logs its own
+            // transitions; the answers say `degraded`).
+            static LOG: kit::telemetry::LogEvery =
+                kit::telemetry::LogEvery::new(std::time::Duration::from_secs(10));
+            if let Some(suppressed) = LOG.check() {
+                let open = crate::error::breaker_open(&status).is_some();
+                tracing::warn!(part, code = ?status.code(), message = status.message(), breaker_open = open, suppressed, "degraded answers (one line per 10 s; suppressed = since the last line)");
             }
             if !degraded.contains(&part) {
                 degraded.push(part);

@@ -8,4 +8,6 @@ pub enum CacheError {
     Redis(#[from] redis::RedisError),
     #[error("redis did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }

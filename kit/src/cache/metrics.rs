@@ -2,17 +2,16 @@
 //! `miss`) and `cache_errors_total{cache}`; the hit rate is
 //! hits / (hits + misses).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use crate::metrics::Registry;
+use crate::telemetry::LogEvery;
 
-/// At most one "cache unavailable" log line per this many milliseconds: a
+/// At most one "cache unavailable" log line per interval: a
 /// Redis outage under load must not turn into a log flood.
-const LOG_EVERY_MS: u64 = 10_000;
+const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -28,8 +27,7 @@ struct ErrorLabels {
 pub(super) struct CacheMetrics {
     requests: Family<RequestLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
-    last_log_ms: AtomicU64,
-    suppressed: AtomicU64,
+    log: LogEvery,
 }
 
 impl CacheMetrics {
@@ -49,8 +47,7 @@ impl CacheMetrics {
         Self {
             requests,
             errors,
-            last_log_ms: AtomicU64::new(0),
-            suppressed: AtomicU64::new(0),
+            log: LogEvery::new(LOG_EVERY),
         }
     }
 
@@ -78,18 +75,6 @@ impl CacheMetrics {
 
     /// Whether to log this error; if so, how many were not logged since.
     pub fn should_log(&self) -> Option<u64> {
-        let now = u64::try_from(crate::time::now_ms()).unwrap_or_default();
-        let last = self.last_log_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= LOG_EVERY_MS
-            && self
-                .last_log_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            Some(self.suppressed.swap(0, Ordering::Relaxed))
-        } else {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            None
-        }
+        self.log.check()
     }
 }

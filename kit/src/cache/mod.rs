@@ -16,7 +16,11 @@
 //!   result if the key still holds what the load saw when it missed, so a
 //!   load that raced a write cannot put the old value back (the lease of
 //!   Facebook's memcache paper). Read-your-write therefore holds as long as
-//!   the cache answers the write's invalidation.
+//!   the cache answers the write's invalidation;
+//! - a write's invalidation is armed before the write ([`Keyspace::invalidating`])
+//!   and, once started, runs in a task of its own: a caller that goes away
+//!   after the commit (hung up, deadline passed) cannot leave the old value
+//!   cached for a whole TTL.
 
 mod error;
 mod flight;
@@ -299,22 +303,51 @@ where
         Ok(found)
     }
 
-    /// Writes `value` for `id` (after a write that created it).
+    /// Writes `value` for `id` (after a write that created it). Once
+    /// started, the store write finishes even if the caller goes away.
     pub async fn put(&self, id: i64, value: &V) {
         self.flights.forget(&[id]);
         let item = (self.key(id), encode_value(value), self.cache.ttl());
-        self.cache.set_many(self.name, vec![item]).await;
+        let _ = self.detached(vec![item]).await;
     }
 
     /// Marks `ids` as changed: the next read of each loads from the database,
     /// and loads that started before this call do not store their result.
+    /// Once started, it finishes even if the caller goes away.
     pub async fn invalidate(&self, ids: &[i64]) {
-        self.flights.forget(ids);
-        let items = ids
-            .iter()
+        Invalidation::new(self, ids).run().await;
+    }
+
+    /// Runs `write`, a database write that changes `ids`, then invalidates
+    /// `ids`. The invalidation is armed before the write starts: if the
+    /// caller goes away while the write is under way — its commit may have
+    /// landed, the answer not yet — the invalidation still happens, in a
+    /// task of its own, instead of the old value staying cached for a whole
+    /// TTL. A write that failed is followed by the invalidation too: a
+    /// needless reload is cheap, and "failed" can mean "committed, answer
+    /// lost".
+    pub async fn invalidating<T>(&self, ids: &[i64], write: impl Future<Output = T>) -> T {
+        let armed = Invalidation::new(self, ids);
+        let written = write.await;
+        armed.run().await;
+        written
+    }
+
+    /// Writes `items` from a task of its own, so that dropping the caller
+    /// cannot cancel the write half-way; the caller may await its end.
+    fn detached(&self, items: Vec<(String, Bytes, Duration)>) -> tokio::task::JoinHandle<()> {
+        use tracing::Instrument as _;
+        let (cache, name) = (self.cache.clone(), self.name);
+        crate::telemetry::spawn(
+            "cache-write",
+            async move { cache.set_many(name, items).await }.in_current_span(),
+        )
+    }
+
+    fn tombstones(&self, ids: &[i64]) -> Vec<(String, Bytes, Duration)> {
+        ids.iter()
             .map(|id| (self.key(*id), tombstone(), TOMBSTONE_TTL))
-            .collect();
-        self.cache.set_many(self.name, items).await;
+            .collect()
     }
 
     fn key(&self, id: i64) -> String {
@@ -336,6 +369,57 @@ where
             })
             .collect();
         self.cache.store_if_unchanged(self.name, items).await;
+    }
+}
+
+/// The invalidation of some ids, done exactly once: when run, or — if the
+/// future that would have run it is dropped first — on drop.
+struct Invalidation<'a, V>
+where
+    V: prost::Message + Default + Clone + Send + Sync + 'static,
+{
+    keyspace: &'a Keyspace<V>,
+    ids: &'a [i64],
+    started: bool,
+}
+
+impl<'a, V> Invalidation<'a, V>
+where
+    V: prost::Message + Default + Clone + Send + Sync + 'static,
+{
+    fn new(keyspace: &'a Keyspace<V>, ids: &'a [i64]) -> Self {
+        Self {
+            keyspace,
+            ids,
+            started: false,
+        }
+    }
+
+    fn start(&mut self) -> tokio::task::JoinHandle<()> {
+        self.started = true;
+        // Loads that started before the write must not be joined by reads
+        // that come after it.
+        self.keyspace.flights.forget(self.ids);
+        self.keyspace.detached(self.keyspace.tombstones(self.ids))
+    }
+
+    /// Invalidates now and waits until the cache has the tombstones (read
+    /// your write).
+    async fn run(mut self) {
+        let _ = self.start().await;
+    }
+}
+
+impl<V> Drop for Invalidation<'_, V>
+where
+    V: prost::Message + Default + Clone + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        // Outside a runtime nothing can be spawned, and nothing is serving.
+        if !self.started && tokio::runtime::Handle::try_current().is_ok() {
+            // Detached: nobody is left to wait for it.
+            drop(self.start());
+        }
     }
 }
 

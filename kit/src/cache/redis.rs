@@ -26,6 +26,38 @@ end
 return stored
 ";
 
+/// A client for `url`: plain for `redis://`, TLS with `tls`'s certificates
+/// for `rediss://` (refused by a build without TLS).
+fn client(url: &str, tls: &crate::tls::TlsFiles) -> Result<redis::Client, CacheError> {
+    const WHAT: &str = "cache.tls";
+    if !url.starts_with("rediss://") {
+        if tls.is_set() {
+            return Err(crate::tls::TlsError::NotTls {
+                what: WHAT,
+                why: "cache.redis_url is not rediss://",
+            }
+            .into());
+        }
+        return redis::Client::open(url).map_err(CacheError::Url);
+    }
+    let pem = tls.read(WHAT)?;
+    #[cfg(feature = "tls")]
+    if pem.ca.is_some() || pem.identity.is_some() {
+        let certificates = redis::TlsCertificates {
+            client_tls: pem
+                .identity
+                .map(|(client_cert, client_key)| redis::ClientTlsConfig {
+                    client_cert,
+                    client_key,
+                }),
+            root_cert: pem.ca,
+        };
+        return redis::Client::build_with_tls(url, certificates).map_err(CacheError::Url);
+    }
+    let _ = pem;
+    redis::Client::open(url).map_err(CacheError::Url)
+}
+
 pub(super) struct RedisStore {
     connection: ConnectionManager,
     set_if_unchanged: redis::Script,
@@ -35,7 +67,7 @@ impl RedisStore {
     /// Does not connect: the first call does, and a Redis that is down then
     /// is a miss, not a failed start.
     pub fn new(url: &SecretString, settings: &CacheSettings) -> Result<Self, CacheError> {
-        let client = redis::Client::open(url.expose_secret()).map_err(CacheError::Url)?;
+        let client = client(url.expose_secret(), &settings.tls)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
             .set_response_timeout(Some(settings.timeout))

@@ -6,9 +6,12 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheSettings {
-    /// `redis://host:6379/0`; absent means an in-process cache. Secret: it
-    /// may carry a password.
+    /// `redis://host:6379/0`, or `rediss://` for TLS (the `kit/tls`
+    /// build); absent means an in-process cache. Secret: it may carry a
+    /// password.
     pub redis_url: Option<SecretString>,
+    /// CA and client certificate for a `rediss://` URL.
+    pub tls: crate::tls::TlsFiles,
     /// Put before every key, so services (and tests) sharing a Redis never
     /// see each other's keys.
     pub prefix: String,
@@ -32,6 +35,7 @@ impl Default for CacheSettings {
     fn default() -> Self {
         Self {
             redis_url: None,
+            tls: crate::tls::TlsFiles::default(),
             prefix: "newsroom:".into(),
             ttl: Duration::from_secs(60),
             negative_ttl: Duration::from_secs(5),

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::tls::{TlsError, TlsFiles};
+
 pub use balance::{Balance, BalanceError};
 pub use endpoints::EndpointSet;
 pub use endpoints::{ChannelSettings, Endpoint};
@@ -29,8 +31,11 @@ pub use resolver::Resolver;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DiscoverySettings {
-    /// etcd client URLs, e.g. `http://127.0.0.1:2379`.
+    /// etcd client URLs, e.g. `http://127.0.0.1:2379`; `https://` ones
+    /// (all or none) need the `kit/tls` build.
     pub endpoints: Vec<String>,
+    /// CA and client certificate for `https://` endpoints.
+    pub tls: TlsFiles,
     /// Key prefix shared by every service of one deployment; tests use a
     /// fresh prefix each so they never see each other's instances.
     pub prefix: String,
@@ -58,6 +63,7 @@ impl Default for DiscoverySettings {
     fn default() -> Self {
         Self {
             endpoints: vec!["http://127.0.0.1:2379".into()],
+            tls: TlsFiles::default(),
             prefix: "/newsroom/services".into(),
             lease_ttl: Duration::from_secs(10),
             request_timeout: Duration::from_secs(3),
@@ -90,14 +96,64 @@ impl DiscoverySettings {
         (!service.is_empty() && !id.is_empty() && !id.contains('/')).then_some((service, id))
     }
 
+    /// Fails for TLS settings this build or these endpoints cannot honour;
+    /// start-up calls it so that they stop the process before it binds.
+    pub fn check_tls(&self) -> Result<(), TlsError> {
+        self.tls_pem().map(drop)
+    }
+
+    /// The certificates for `https://` endpoints, read now (a renewed file
+    /// is picked up at the next connection); `None` for `http://` ones.
+    fn tls_pem(&self) -> Result<Option<crate::tls::TlsPem>, TlsError> {
+        const WHAT: &str = "discovery.tls";
+        let https = self
+            .endpoints
+            .iter()
+            .filter(|e| e.starts_with("https://"))
+            .count();
+        if https == 0 && self.tls.is_set() {
+            return Err(TlsError::NotTls {
+                what: WHAT,
+                why: "discovery.endpoints are not https://",
+            });
+        }
+        if https == 0 {
+            return Ok(None);
+        }
+        if https < self.endpoints.len() {
+            return Err(TlsError::NotTls {
+                what: WHAT,
+                why: "discovery.endpoints mix https:// and http://",
+            });
+        }
+        self.tls.read(WHAT).map(Some)
+    }
+
     async fn connect(&self) -> Result<etcd_client::Client, CallError> {
-        let options = etcd_client::ConnectOptions::new()
+        self.connect_with(etcd_client::ConnectOptions::new()).await
+    }
+
+    /// [`Self::connect`] with `options` as the starting point.
+    async fn connect_with(
+        &self,
+        options: etcd_client::ConnectOptions,
+    ) -> Result<etcd_client::Client, CallError> {
+        let tls = self.tls_pem()?;
+        let options = options
             .with_connect_timeout(self.request_timeout)
             .with_timeout(self.request_timeout)
             // HTTP/2 pings notice a dead etcd (or a cut network) even on an
             // otherwise silent watch stream.
             .with_keep_alive(Duration::from_secs(5), self.request_timeout)
             .with_keep_alive_while_idle(true);
+        #[cfg(feature = "tls")]
+        let options = match tls {
+            Some(pem) => options.with_tls(etcd_tls(pem)),
+            None => options,
+        };
+        // Without the feature, `tls_pem` fails for https:// endpoints.
+        #[cfg(not(feature = "tls"))]
+        let _: Option<crate::tls::TlsPem> = tls;
         bounded(
             self.request_timeout,
             etcd_client::Client::connect(&self.endpoints, Some(options)),
@@ -106,11 +162,26 @@ impl DiscoverySettings {
     }
 }
 
+#[cfg(feature = "tls")]
+fn etcd_tls(pem: crate::tls::TlsPem) -> etcd_client::TlsOptions {
+    let tls = etcd_client::TlsOptions::new();
+    let tls = match pem.ca {
+        Some(ca) => tls.ca_certificate(etcd_client::Certificate::from_pem(ca)),
+        None => tls.with_webpki_roots(),
+    };
+    match pem.identity {
+        Some((cert, key)) => tls.identity(etcd_client::Identity::from_pem(cert, key)),
+        None => tls,
+    }
+}
+
 /// Why one etcd call failed.
 #[derive(Debug, thiserror::Error)]
 enum CallError {
     #[error("etcd: {0}")]
     Etcd(#[from] etcd_client::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("etcd did not answer within {0:?}")]
     Timeout(Duration),
 }

@@ -7,6 +7,12 @@
 //! closed stream or a failed periodic re-list ends the session; the next one
 //! starts from a fresh list, so nothing is lost or duplicated. While etcd is
 //! unreachable the sets keep their last known endpoints.
+//!
+//! Every request requires a leader (etcd's `hasleader` metadata): a member
+//! cut off from its cluster's majority ends the watch with "no leader"
+//! within a few election timeouts, and the next session goes to a member
+//! that has one. Without it, the watch on such a member stays open and
+//! silent — it can no longer see changes — until the periodic re-list.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -206,7 +212,10 @@ impl Inner {
 
     async fn session(&self, backoff: &mut Backoff) -> Result<Infallible, SessionError> {
         let limit = self.settings.request_timeout;
-        let mut client = self.settings.connect().await?;
+        let mut client = self
+            .settings
+            .connect_with(etcd_client::ConnectOptions::new().with_require_leader(true))
+            .await?;
         let mut revision = self.relist(&mut client).await?;
         let options = WatchOptions::new()
             .with_prefix()

@@ -57,8 +57,11 @@ impl<S: Clone> Guarded<S> {
         });
         let (circuit, limiter) = self.breakers.guard(name, &policy);
         let stack = BreakerLayer::new(circuit).layer(
-            BulkheadLayer::new(limiter)
-                .layer(DeadlineLayer::new(policy.timeout).layer(self.inner.clone())),
+            BulkheadLayer::new(limiter).layer(
+                DeadlineLayer::new(policy.timeout)
+                    .with_min_budget(policy.min_budget)
+                    .layer(self.inner.clone()),
+            ),
         );
         let key: Box<str> = method.into();
         self.stacks.rcu(|stacks| {

@@ -7,7 +7,8 @@
 //!
 //! 1. [`Breaker`]: rejects at once while the method's circuit is open, so an
 //!    open circuit costs no bulkhead slot and no network; it sees bulkhead
-//!    rejections (neutral) and timeouts (failures) of the layers below.
+//!    rejections (neutral unless the method's `count_bulkhead_rejections`
+//!    says otherwise) and timeouts (failures) of the layers below.
 //! 2. [`Bulkhead`]: bounds calls in flight and rejects the excess at once.
 //! 3. [`Deadline`]: bounds each call by its budget and sends `grpc-timeout`.
 //!
@@ -37,7 +38,7 @@ use tower::BoxError;
 
 pub use breaker::{Breaker, BreakerOpen, BreakerSettings, Circuit, Force, Outcome, State};
 pub use bulkhead::{Bulkhead, BulkheadFull, BulkheadSettings, Limiter};
-pub use deadline::{Deadline, TimedOut};
+pub use deadline::{Deadline, DeadlineSpent, TimedOut};
 pub use guard::{Guarded, Stack};
 pub use registry::{BreakerSnapshot, Breakers};
 
@@ -47,6 +48,11 @@ pub use registry::{BreakerSnapshot, Breakers};
 pub struct Policy {
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// A call left with less than this of its caller's deadline is not
+    /// sent: it fails at once with DEADLINE_EXCEEDED and counts as neutral
+    /// for the breaker (default 5 ms).
+    #[serde(with = "humantime_serde")]
+    pub min_budget: Duration,
     pub breaker: BreakerSettings,
     pub bulkhead: BulkheadSettings,
 }
@@ -55,6 +61,7 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(2),
+            min_budget: deadline::DEFAULT_MIN_BUDGET,
             breaker: BreakerSettings::default(),
             bulkhead: BulkheadSettings::default(),
         }
@@ -72,13 +79,86 @@ pub struct ResilienceSettings {
     pub overrides: HashMap<String, serde_json::Value>,
 }
 
-/// A configured override that does not fit [`Policy`].
+/// A configured policy that does not fit [`Policy`] or cannot work.
 #[derive(Debug, thiserror::Error)]
-#[error("resilience.overrides.{key}: {source}")]
+#[error("resilience.{key}: {source}")]
 pub struct InvalidPolicy {
+    /// `default` or `overrides.<service or method>`.
     pub key: String,
     #[source]
-    pub source: serde_json::Error,
+    pub source: PolicyError,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error(transparent)]
+    Parse(#[from] serde_json::Error),
+    /// A value that parses but would fail (or panic) on the first call.
+    #[error("{0}")]
+    Value(String),
+}
+
+impl Policy {
+    /// Refuses values that parse but cannot work, naming the setting.
+    pub fn check(&self) -> Result<(), String> {
+        if self.timeout.is_zero() {
+            return Err("timeout must be positive".into());
+        }
+        let b = &self.breaker;
+        if b.window.is_zero() {
+            return Err("breaker.window must be positive".into());
+        }
+        if b.buckets == 0 || u128::from(b.buckets) > b.window.as_nanos() {
+            return Err(format!(
+                "breaker.buckets must be between 1 and the window in nanoseconds, not {}",
+                b.buckets
+            ));
+        }
+        if b.error_threshold_percentage > 100 {
+            return Err(format!(
+                "breaker.error_threshold_percentage must be at most 100, not {}",
+                b.error_threshold_percentage
+            ));
+        }
+        if !(1..=u32::from(u16::MAX)).contains(&b.half_open_calls) {
+            return Err(format!(
+                "breaker.half_open_calls must be between 1 and {}, not {}",
+                u16::MAX,
+                b.half_open_calls
+            ));
+        }
+        if let Some(a) = &self.bulkhead.adaptive {
+            if a.min == 0 {
+                return Err("bulkhead.adaptive.min must be at least 1".into());
+            }
+            if a.max == 0 {
+                return Err("bulkhead.adaptive.max must be at least 1".into());
+            }
+            if a.min > a.max {
+                return Err(format!(
+                    "bulkhead.adaptive.min ({}) is above bulkhead.adaptive.max ({})",
+                    a.min, a.max
+                ));
+            }
+            if !(a.min..=a.max).contains(&a.initial) {
+                return Err(format!(
+                    "bulkhead.adaptive.initial ({}) must be between min ({}) and max ({})",
+                    a.initial, a.min, a.max
+                ));
+            }
+            // NaN fails this too: the limit would become NaN, i.e. no limit.
+            if !(a.backoff > 0.0 && a.backoff < 1.0) {
+                return Err(format!(
+                    "bulkhead.adaptive.backoff must be above 0 and below 1, not {}",
+                    a.backoff
+                ));
+            }
+            if a.latency_target.is_zero() {
+                return Err("bulkhead.adaptive.latency_target must be positive".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl ResilienceSettings {
@@ -86,25 +166,36 @@ impl ResilienceSettings {
     pub fn policy(&self, method: &str) -> Result<Policy, InvalidPolicy> {
         let method = method.trim_start_matches('/');
         let service = method.split('/').next().unwrap_or(method);
-        let mut merged = serde_json::to_value(&self.default).map_err(|source| InvalidPolicy {
+        let mut merged = serde_json::to_value(&self.default).map_err(|e| InvalidPolicy {
             key: "default".into(),
-            source,
+            source: e.into(),
         })?;
         for key in [service, method] {
             if let Some(patch) = self.overrides.get(key) {
                 merge(&mut merged, patch);
             }
         }
-        serde_json::from_value(merged).map_err(|source| InvalidPolicy {
-            key: method.to_owned(),
-            source,
+        serde_json::from_value(merged).map_err(|e| InvalidPolicy {
+            key: format!("overrides.{method}"),
+            source: e.into(),
         })
     }
 
-    /// Checks every override, so a typo stops the process at start-up.
+    /// Checks the default and every override (merged as calls will see
+    /// them), so a typo or a value that would fail on the first call stops
+    /// the process at start-up.
     pub fn validate(&self) -> Result<(), InvalidPolicy> {
+        let invalid = |key: String| {
+            move |problem| InvalidPolicy {
+                key,
+                source: PolicyError::Value(problem),
+            }
+        };
+        self.default.check().map_err(invalid("default".into()))?;
         for key in self.overrides.keys() {
-            self.policy(key)?;
+            self.policy(key)?
+                .check()
+                .map_err(invalid(format!("overrides.{key}")))?;
         }
         Ok(())
     }
@@ -147,6 +238,8 @@ pub fn classify<B>(result: &Result<http::Response<B>, BoxError>) -> Outcome {
             Some(_) => Outcome::Neutral,
         },
         Err(error) if error.is::<BulkheadFull>() || error.is::<BreakerOpen>() => Outcome::Rejected,
+        // The caller's deadline was spent before sending: not the callee's doing.
+        Err(error) if error.is::<DeadlineSpent>() => Outcome::Neutral,
         Err(error) if error.is::<TimedOut>() || is_deadline(error) => Outcome::Timeout,
         Err(_) => Outcome::Failure,
     }
@@ -160,7 +253,7 @@ pub fn status(error: BoxError) -> tonic::Status {
         tonic::Status::unavailable(format!("circuit breaker open for {}", open.breaker))
     } else if error.is::<BulkheadFull>() {
         tonic::Status::unavailable("too many calls in flight")
-    } else if error.is::<TimedOut>() || is_deadline(&error) {
+    } else if error.is::<TimedOut>() || error.is::<DeadlineSpent>() || is_deadline(&error) {
         tonic::Status::deadline_exceeded(error.to_string())
     } else {
         match error.downcast::<tonic::Status>() {
@@ -256,5 +349,86 @@ mod tests {
         }))
         .unwrap();
         assert!(settings.validate().is_err());
+    }
+
+    fn refused(settings: serde_json::Value) -> String {
+        let settings: ResilienceSettings = serde_json::from_value(settings).unwrap();
+        match settings.validate() {
+            Ok(()) => panic!("accepted"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn adaptive_bulkheads_that_would_panic_or_never_limit_are_refused() {
+        let adaptive = |a: serde_json::Value| serde_json::json!({"bulkhead": {"adaptive": a}});
+        for (bad, key) in [
+            (
+                serde_json::json!({"min": 10, "max": 5}),
+                "bulkhead.adaptive.min",
+            ),
+            (serde_json::json!({"min": 0}), "bulkhead.adaptive.min"),
+            (serde_json::json!({"max": 0}), "bulkhead.adaptive.max"),
+            (
+                serde_json::json!({"initial": 1000}),
+                "bulkhead.adaptive.initial",
+            ),
+            (
+                serde_json::json!({"backoff": 1.0}),
+                "bulkhead.adaptive.backoff",
+            ),
+            (
+                serde_json::json!({"backoff": -0.5}),
+                "bulkhead.adaptive.backoff",
+            ),
+            (
+                serde_json::json!({"latency_target": "0s"}),
+                "bulkhead.adaptive.latency_target",
+            ),
+        ] {
+            let message = refused(serde_json::json!({"default": adaptive(bad.clone())}));
+            assert!(
+                message.contains("resilience.default") && message.contains(key),
+                "default {bad}: {message}"
+            );
+            let message =
+                refused(serde_json::json!({"overrides": {"x.v1.X/M": adaptive(bad.clone())}}));
+            assert!(
+                message.contains("x.v1.X/M") && message.contains(key),
+                "override {bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_nan_backoff_is_refused() {
+        let mut settings = ResilienceSettings::default();
+        settings.default.bulkhead.adaptive = Some(bulkhead::AdaptiveSettings {
+            backoff: f64::NAN,
+            ..Default::default()
+        });
+        let message = settings.validate().unwrap_err().to_string();
+        assert!(message.contains("backoff"), "{message}");
+    }
+
+    #[test]
+    fn breaker_settings_that_cannot_work_are_refused() {
+        for (bad, key) in [
+            (serde_json::json!({"buckets": 0}), "breaker.buckets"),
+            (serde_json::json!({"window": "0s"}), "breaker.window"),
+            (
+                serde_json::json!({"error_threshold_percentage": 101}),
+                "breaker.error_threshold_percentage",
+            ),
+            (
+                serde_json::json!({"half_open_calls": 0}),
+                "breaker.half_open_calls",
+            ),
+        ] {
+            let message = refused(serde_json::json!({"default": {"breaker": bad.clone()}}));
+            assert!(message.contains(key), "{bad}: {message}");
+        }
+        let message = refused(serde_json::json!({"default": {"timeout": "0s"}}));
+        assert!(message.contains("timeout"), "{message}");
     }
 }

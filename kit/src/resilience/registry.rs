@@ -110,13 +110,15 @@ impl Breakers {
             .into_iter()
             .map(|(circuit, limiter)| {
                 let window = circuit.counts();
+                let (volume, error_percentage) =
+                    window.judged(circuit.settings().count_bulkhead_rejections);
                 let state = circuit.state();
                 BreakerSnapshot {
                     name: circuit.name().to_owned(),
                     state,
                     forced: circuit.force(),
-                    error_percentage: window.error_percentage(),
-                    volume: window.volume(),
+                    error_percentage,
+                    volume,
                     window,
                     retry_after_ms: if state == State::Open {
                         circuit.retry_after().as_millis() as u64

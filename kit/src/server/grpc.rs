@@ -57,6 +57,7 @@ impl GrpcServer {
             .channel
             .messages
             .validate("platform.channel.messages")?;
+        settings.discovery.check_tls()?;
         if grpc.advertise_host.is_none() && is_wildcard(&grpc.host) {
             return Err(ServerError::NoAdvertiseHost(grpc.host.clone()));
         }

@@ -125,6 +125,8 @@ pub enum ServerError {
     Readiness(#[from] UnknownBackend),
     #[error(transparent)]
     Limits(#[from] crate::messages::InvalidLimits),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 fn is_wildcard(host: &str) -> bool {

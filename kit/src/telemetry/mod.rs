@@ -12,8 +12,10 @@ pub mod propagation;
 pub mod report;
 mod sentry_init;
 mod task;
+mod throttle;
 
 pub use task::spawn;
+pub use throttle::LogEvery;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};

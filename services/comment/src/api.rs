@@ -66,8 +66,15 @@ impl CommentService for CommentApi {
         let author_id = positive("author_id", request.author_id)?;
         let body = text("body", &request.body, BODY_MAX)?;
         self.check_article(article_id).await?;
-        let comment = self.comments.insert(article_id, author_id, body).await?;
-        self.counts.invalidate(&[article_id]).await;
+        // Armed before the insert: a caller that goes away after the commit
+        // cannot leave the old count cached.
+        let comment = self
+            .counts
+            .invalidating(
+                &[article_id],
+                self.comments.insert(article_id, author_id, body),
+            )
+            .await?;
         tracing::info!(
             comment.id = comment.id,
             article.id = article_id,

@@ -65,9 +65,13 @@ impl ContentService for ContentApi {
         let author_id = positive("author_id", request.author_id)?;
         let title = text("title", &request.title, TITLE_MAX)?;
         let body = text("body", &request.body, BODY_MAX)?;
-        let article = self.articles.insert(author_id, title, body).await?;
         let sizes: Vec<i64> = (1..=i64::from(kit::pagination::MAX_SIZE)).collect();
-        self.first_pages.invalidate(&sizes).await;
+        // Armed before the insert: a caller that goes away after the commit
+        // cannot leave the old front page cached.
+        let article = self
+            .first_pages
+            .invalidating(&sizes, self.articles.insert(author_id, title, body))
+            .await?;
         tracing::info!(
             article.id = article.id,
             author.id = author_id,

@@ -2,6 +2,7 @@
 //! of sign-ups cannot starve every other request of CPU.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -36,6 +37,7 @@ impl Default for PasswordSettings {
 pub struct Hasher {
     argon2: Arc<Argon2<'static>>,
     permits: Arc<Semaphore>,
+    busy: Arc<Busy>,
     /// Verified against when a username does not exist, so that answering
     /// "no such user" takes as long as "wrong password" and timing does not
     /// reveal which usernames exist.
@@ -55,6 +57,7 @@ impl Hasher {
         Ok(Self {
             argon2: Arc::new(argon2),
             permits: Arc::new(Semaphore::new(permits)),
+            busy: Arc::default(),
             dummy: dummy.into(),
         })
     }
@@ -87,14 +90,49 @@ impl Hasher {
         &self,
         work: impl FnOnce() -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let _permit = self
+        // The permit goes into the blocking closure: a login cancelled
+        // while its hash runs (the caller hung up, its deadline passed)
+        // leaves the hash running on the pool, so the permit must stay
+        // taken until the hash ends, not until the caller leaves.
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|e| Error::Hashing(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Error::Hashing(e.to_string()))?
+        let busy = self.busy.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let _running = busy.enter();
+            work()
+        })
+        .await
+        .map_err(|e| Error::Hashing(e.to_string()))?
+    }
+}
+
+/// Hashes running on the blocking pool, counted where they run: a hash
+/// whose caller went away keeps its thread busy until it ends.
+#[derive(Debug, Default)]
+struct Busy {
+    running: AtomicUsize,
+    /// The most that ever ran at once.
+    peak: AtomicUsize,
+}
+
+impl Busy {
+    fn enter(&self) -> Running<'_> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        Running(self)
+    }
+}
+
+struct Running<'a>(&'a Busy);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -121,6 +159,8 @@ fn dummy_hash(settings: &PasswordSettings) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
 
     fn cheap() -> Hasher {
@@ -168,6 +208,48 @@ mod tests {
             (parsed.algorithm.to_string(), parsed.params.to_string())
         };
         assert_eq!(params(&h.dummy), params(&real));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_logins_do_not_let_more_hashes_run_than_permitted() {
+        // Costly enough that a cancelled hash is still running when the
+        // next logins ask for a permit.
+        let h = Hasher::new(&PasswordSettings {
+            memory_kib: 16 * 1024,
+            iterations: 3,
+            max_concurrent: 2,
+        })
+        .unwrap();
+        let hash = h.hash(pw("correct horse")).await.unwrap();
+        for _ in 0..3 {
+            let logins: Vec<_> = (0..2)
+                .map(|_| {
+                    let (h, hash) = (h.clone(), hash.clone());
+                    tokio::spawn(async move { h.verify(pw("correct horse"), Some(hash)).await })
+                })
+                .collect();
+            while h.busy.running.load(Ordering::SeqCst) < 2 {
+                tokio::task::yield_now().await;
+            }
+            // The callers go away while both hashes run on the pool.
+            for login in &logins {
+                login.abort();
+            }
+            let next: Vec<_> = (0..4)
+                .map(|_| {
+                    let (h, hash) = (h.clone(), hash.clone());
+                    tokio::spawn(async move { h.verify(pw("correct horse"), Some(hash)).await })
+                })
+                .collect();
+            for login in next {
+                assert!(login.await.unwrap().unwrap());
+            }
+        }
+        assert_eq!(
+            h.busy.peak.load(Ordering::SeqCst),
+            2,
+            "hashes running at once, with max_concurrent 2"
+        );
     }
 
     #[test]

@@ -40,6 +40,14 @@ pub struct BreakerSettings {
     pub sleep_window: Duration,
     /// Trial calls in HalfOpen; all must succeed to close.
     pub half_open_calls: u32,
+    /// Whether calls the bulkhead below rejected count as failures of the
+    /// window (as in Hystrix) and can trip the circuit. Off by default: a
+    /// full bulkhead is our own limit being reached, usually by a traffic
+    /// spike, and already sheds the excess; counting it would turn shedding
+    /// some calls of a healthy callee into rejecting all of them for a
+    /// sleep window. A callee that is slow fills the bulkhead with calls
+    /// that time out, and those timeouts trip the circuit anyway.
+    pub count_bulkhead_rejections: bool,
 }
 
 impl Default for BreakerSettings {
@@ -52,6 +60,7 @@ impl Default for BreakerSettings {
             error_threshold_percentage: 50,
             sleep_window: Duration::from_secs(5),
             half_open_calls: 1,
+            count_bulkhead_rejections: false,
         }
     }
 }

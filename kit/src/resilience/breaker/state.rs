@@ -8,7 +8,7 @@
 //! benign races of two threads rolling the same bucket (a few counts may land
 //! in the bucket being reset, which is within the window's own granularity).
 
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
@@ -62,7 +62,8 @@ pub enum Outcome {
     Failure,
     /// A DEADLINE_EXCEEDED or our own timeout: a failure of the callee.
     Timeout,
-    /// A bulkhead below rejected the call: not the callee's fault.
+    /// A bulkhead below rejected the call: neutral, unless the breaker
+    /// counts bulkhead rejections (`count_bulkhead_rejections`).
     Rejected,
     /// The caller's own error (INVALID_ARGUMENT, NOT_FOUND…): says nothing
     /// about the callee's health.
@@ -72,6 +73,63 @@ pub enum Outcome {
 const CLOSED: u8 = 0;
 const OPEN: u8 = 1;
 const HALF_OPEN: u8 = 2;
+
+/// The circuit's state and its trial bookkeeping in one word, so that a
+/// trial's outcome is checked against the episode it was let through in and
+/// applied in the same atomic step. Every transition (and every operator
+/// override) starts a new episode, so the outcome of a trial from an
+/// episode that is over — the circuit was reset, reopened, closed, or an
+/// operator stepped in — changes nothing: it can neither close nor reopen a
+/// later episode nor free a trial slot it does not hold.
+///
+/// Bits 56..64: state; 32..56: episode; 16..32: trial slots left; 0..16:
+/// successful trials still needed to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Word {
+    state: u8,
+    episode: u32,
+    trials: u16,
+    needed: u16,
+}
+
+const EPISODE_BITS: u32 = (1 << 24) - 1;
+
+impl Word {
+    fn unpack(bits: u64) -> Self {
+        Self {
+            state: (bits >> 56) as u8,
+            episode: (bits >> 32) as u32 & EPISODE_BITS,
+            trials: (bits >> 16) as u16,
+            needed: bits as u16,
+        }
+    }
+
+    fn pack(self) -> u64 {
+        u64::from(self.state) << 56
+            | u64::from(self.episode & EPISODE_BITS) << 32
+            | u64::from(self.trials) << 16
+            | u64::from(self.needed)
+    }
+
+    /// The next episode, in `state`, with `trials` trial slots (and as many
+    /// successes needed).
+    fn next(self, state: u8, trials: u16) -> Self {
+        Self {
+            state,
+            episode: self.episode.wrapping_add(1) & EPISODE_BITS,
+            trials,
+            needed: trials,
+        }
+    }
+}
+
+fn state_of(value: u8) -> State {
+    match value {
+        OPEN => State::Open,
+        HALF_OPEN => State::HalfOpen,
+        _ => State::Closed,
+    }
+}
 
 const FORCE_AUTO: u8 = 0;
 const FORCE_OPEN: u8 = 1;
@@ -130,6 +188,20 @@ impl Counts {
             v => ((self.failures + self.timeouts) * 100 / v) as u8,
         }
     }
+
+    /// Volume and error percentage as a breaker judges them: bulkhead
+    /// rejections count as failed calls when it counts them.
+    pub fn judged(&self, count_rejections: bool) -> (u64, u8) {
+        if !count_rejections {
+            return (self.volume(), self.error_percentage());
+        }
+        let volume = self.volume() + self.rejections;
+        let errors = self.failures + self.timeouts + self.rejections;
+        match volume {
+            0 => (0, 0),
+            v => (v, (errors * 100 / v) as u8),
+        }
+    }
 }
 
 /// The shared state of one breaker. Read on every call and written almost
@@ -139,14 +211,11 @@ impl Counts {
 pub struct Circuit {
     name: String,
     settings: BreakerSettings,
-    state: AtomicU8,
+    /// A packed [`Word`].
+    word: AtomicU64,
     force: AtomicU8,
     /// When the circuit last opened, in nanoseconds on [`crate::time::monotonic_nanos`].
     opened_at: AtomicU64,
-    /// Trial calls still allowed in HalfOpen.
-    trials_left: AtomicU32,
-    /// Successful trials still needed to close.
-    successes_needed: AtomicU32,
     /// `stripes × buckets` cells, stripe-major.
     cells: Box<[CachePadded<Cell>]>,
     buckets: usize,
@@ -159,8 +228,8 @@ pub struct Circuit {
 pub enum Permit {
     /// A normal call.
     Call,
-    /// One of the HalfOpen trial calls.
-    Trial,
+    /// One of the HalfOpen trial calls of half-open `episode`.
+    Trial { episode: u32 },
 }
 
 impl Circuit {
@@ -170,11 +239,17 @@ impl Circuit {
         let stripes = stripe::count();
         Self {
             name: name.into(),
-            state: AtomicU8::new(CLOSED),
+            word: AtomicU64::new(
+                Word {
+                    state: CLOSED,
+                    episode: 0,
+                    trials: 0,
+                    needed: 0,
+                }
+                .pack(),
+            ),
             force: AtomicU8::new(FORCE_AUTO),
             opened_at: AtomicU64::new(0),
-            trials_left: AtomicU32::new(0),
-            successes_needed: AtomicU32::new(0),
             cells: (0..stripes * buckets as usize)
                 .map(|_| {
                     CachePadded::new(Cell {
@@ -204,11 +279,7 @@ impl Circuit {
     }
 
     pub fn state(&self) -> State {
-        match self.state.load(Ordering::Acquire) {
-            OPEN => State::Open,
-            HALF_OPEN => State::HalfOpen,
-            _ => State::Closed,
-        }
+        state_of(Word::unpack(self.word.load(Ordering::Acquire)).state)
     }
 
     pub fn force(&self) -> Force {
@@ -226,13 +297,42 @@ impl Circuit {
             Force::Closed => FORCE_CLOSED,
         };
         self.force.store(value, Ordering::Relaxed);
+        // Trials in flight were let through before the operator stepped
+        // in: what they prove is about a circuit that has been steered
+        // since, so a new episode starts (with fresh trial slots when
+        // half-open) and their outcomes are ignored. Without it, a trial
+        // that ended while forced (unrecorded) kept its slot for ever: back
+        // on auto, a half-open circuit short-circuited every call until a
+        // reset.
+        let slots = self.trial_slots();
+        let _ = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+                let word = Word::unpack(bits);
+                let trials = if word.state == HALF_OPEN { slots } else { 0 };
+                Some(word.next(word.state, trials).pack())
+            });
         tracing::warn!(breaker = %self.name, ?force, "breaker override set by an operator");
     }
 
-    /// Back to Closed with an empty window.
+    /// Back to Closed with an empty window; trials in flight are ignored.
     pub fn reset(&self) {
         self.clear_window();
-        self.transition(State::Closed);
+        let before = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+                Some(Word::unpack(bits).next(CLOSED, 0).pack())
+            });
+        if let Ok(before) = before
+            && Word::unpack(before).state != CLOSED
+        {
+            self.notify(State::Closed);
+        }
+    }
+
+    /// Trial calls of a half-open episode (at least one; the word holds 16 bits).
+    fn trial_slots(&self) -> u16 {
+        self.settings.half_open_calls.clamp(1, u32::from(u16::MAX)) as u16
     }
 
     /// How long until an open circuit lets a trial through.
@@ -252,35 +352,43 @@ impl Circuit {
             FORCE_CLOSED => return Some(Permit::Call),
             _ => {}
         }
-        match self.state.load(Ordering::Acquire) {
-            CLOSED => Some(Permit::Call),
-            OPEN => {
-                if self.retry_after().is_zero()
-                    && self
-                        .state
-                        .compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok()
-                {
-                    let trials = self.settings.half_open_calls.max(1);
-                    self.successes_needed.store(trials, Ordering::Relaxed);
-                    self.trials_left.store(trials - 1, Ordering::Release);
-                    self.notify(State::HalfOpen);
-                    return Some(Permit::Trial);
+        let mut bits = self.word.load(Ordering::Acquire);
+        loop {
+            let word = Word::unpack(bits);
+            let next = match word.state {
+                CLOSED => return Some(Permit::Call),
+                OPEN if self.retry_after().is_zero() => {
+                    let slots = self.trial_slots();
+                    // This call is the episode's first trial.
+                    Word {
+                        trials: slots - 1,
+                        ..word.next(HALF_OPEN, slots)
+                    }
                 }
-                self.count(SHORT_CIRCUIT);
-                None
-            }
-            _ => {
-                let took = self
-                    .trials_left
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-                    .is_ok();
-                if took {
-                    Some(Permit::Trial)
-                } else {
+                HALF_OPEN if word.trials > 0 => Word {
+                    trials: word.trials - 1,
+                    ..word
+                },
+                _ => {
                     self.count(SHORT_CIRCUIT);
-                    None
+                    return None;
                 }
+            };
+            match self.word.compare_exchange_weak(
+                bits,
+                next.pack(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if word.state == OPEN {
+                        self.notify(State::HalfOpen);
+                    }
+                    return Some(Permit::Trial {
+                        episode: next.episode,
+                    });
+                }
+                Err(actual) => bits = actual,
             }
         }
     }
@@ -297,31 +405,66 @@ impl Circuit {
         if self.force.load(Ordering::Relaxed) != FORCE_AUTO {
             return;
         }
+        let outcome = match outcome {
+            Outcome::Rejected if self.settings.count_bulkhead_rejections => Outcome::Failure,
+            other => other,
+        };
         match (permit, outcome) {
-            (Permit::Trial, Outcome::Success) => {
-                if self.successes_needed.fetch_sub(1, Ordering::AcqRel) <= 1
-                    && self.state.load(Ordering::Acquire) == HALF_OPEN
-                {
-                    self.clear_window();
-                    self.transition(State::Closed);
-                }
-            }
-            (Permit::Trial, Outcome::Failure | Outcome::Timeout) => {
-                if self.state.load(Ordering::Acquire) == HALF_OPEN {
-                    self.open();
-                }
-            }
-            // A neutral or rejected trial proves nothing: give the slot back
-            // so that another call can be the trial.
-            (Permit::Trial, Outcome::Neutral | Outcome::Rejected) => {
-                self.trials_left.fetch_add(1, Ordering::AcqRel);
-            }
+            (Permit::Trial { episode }, outcome) => self.settle(episode, outcome),
             (Permit::Call, Outcome::Failure | Outcome::Timeout) => {
-                if self.state.load(Ordering::Acquire) == CLOSED && self.should_trip() {
-                    self.open();
+                let bits = self.word.load(Ordering::Acquire);
+                if Word::unpack(bits).state == CLOSED && self.should_trip() {
+                    self.trip(bits);
                 }
             }
             (Permit::Call, _) => {}
+        }
+    }
+
+    /// Applies the outcome of a trial of `episode`, if that episode is
+    /// still the current one: success counts towards closing, failure
+    /// reopens, and a neutral or rejected trial proves nothing, so it gives
+    /// its slot back for another call to be the trial.
+    fn settle(&self, episode: u32, outcome: Outcome) {
+        let mut bits = self.word.load(Ordering::Acquire);
+        loop {
+            let word = Word::unpack(bits);
+            if word.state != HALF_OPEN || word.episode != episode {
+                return;
+            }
+            let next = match outcome {
+                Outcome::Success if word.needed <= 1 => {
+                    self.clear_window();
+                    word.next(CLOSED, 0)
+                }
+                Outcome::Success => Word {
+                    needed: word.needed - 1,
+                    ..word
+                },
+                Outcome::Failure | Outcome::Timeout => {
+                    self.opened_at
+                        .store(crate::time::monotonic_nanos(), Ordering::Relaxed);
+                    word.next(OPEN, 0)
+                }
+                Outcome::Neutral | Outcome::Rejected => Word {
+                    trials: (word.trials + 1).min(self.trial_slots()),
+                    ..word
+                },
+            };
+            match self.word.compare_exchange_weak(
+                bits,
+                next.pack(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if next.state != word.state {
+                        self.notify(state_of(next.state));
+                    }
+                    return;
+                }
+                Err(actual) => bits = actual,
+            }
         }
     }
 
@@ -348,36 +491,41 @@ impl Circuit {
         counts
     }
 
-    fn should_trip(&self) -> bool {
-        let counts = self.counts();
-        counts.volume() >= u64::from(self.settings.request_volume_threshold)
-            && counts.error_percentage() >= self.settings.error_threshold_percentage
+    /// Volume and error percentage of the current window, as this breaker
+    /// judges them (see [`Counts::judged`]).
+    pub fn health(&self) -> (u64, u8) {
+        self.counts()
+            .judged(self.settings.count_bulkhead_rejections)
     }
 
-    fn open(&self) {
+    fn should_trip(&self) -> bool {
+        let (volume, error_percentage) = self.health();
+        volume >= u64::from(self.settings.request_volume_threshold)
+            && error_percentage >= self.settings.error_threshold_percentage
+    }
+
+    /// Closed → Open, unless the circuit left `seen` meanwhile.
+    fn trip(&self, seen: u64) {
+        // Stored first: a caller that sees Open must see when it opened.
         self.opened_at
             .store(crate::time::monotonic_nanos(), Ordering::Relaxed);
-        self.transition(State::Open);
-    }
-
-    fn transition(&self, to: State) {
-        let value = match to {
-            State::Closed => CLOSED,
-            State::Open => OPEN,
-            State::HalfOpen => HALF_OPEN,
-        };
-        if self.state.swap(value, Ordering::AcqRel) != value {
-            self.notify(to);
+        let next = Word::unpack(seen).next(OPEN, 0);
+        if self
+            .word
+            .compare_exchange(seen, next.pack(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.notify(State::Open);
         }
     }
 
     fn notify(&self, to: State) {
-        let counts = self.counts();
+        let (volume, error_percentage) = self.health();
         match to {
             State::Open => tracing::warn!(
                 breaker = %self.name,
-                volume = counts.volume(),
-                error_percentage = counts.error_percentage(),
+                volume,
+                error_percentage,
                 sleep_window = ?self.settings.sleep_window,
                 "circuit breaker opened"
             ),
@@ -434,6 +582,7 @@ mod tests {
             error_threshold_percentage: 50,
             sleep_window: Duration::from_secs(5),
             half_open_calls: 1,
+            count_bulkhead_rejections: false,
         }
     }
 
@@ -493,7 +642,7 @@ mod tests {
         assert!(c.acquire().is_none(), "still sleeping");
         tokio::time::advance(Duration::from_millis(200)).await;
         let trial = c.acquire().expect("a trial");
-        assert_eq!(trial, Permit::Trial);
+        assert!(matches!(trial, Permit::Trial { .. }));
         assert_eq!(c.state(), State::HalfOpen);
         assert!(c.acquire().is_none(), "only one trial at a time");
         c.record(trial, Outcome::Success);
@@ -513,7 +662,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(4)).await;
         assert!(c.acquire().is_none());
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(c.acquire(), Some(Permit::Trial));
+        assert!(matches!(c.acquire(), Some(Permit::Trial { .. })));
     }
 
     #[tokio::test(start_paused = true)]
@@ -579,6 +728,152 @@ mod tests {
         });
         assert_eq!(c.counts().successes, 8_000);
         assert_eq!(c.totals().successes, 8_000);
+    }
+
+    /// Trips the circuit and waits out its sleep window: the next call is
+    /// the half-open trial.
+    async fn trip_and_sleep(c: &Circuit) {
+        run(c, Outcome::Failure, 20);
+        tokio::time::advance(c.settings().sleep_window).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_override_set_while_a_trial_is_in_flight_does_not_strand_the_circuit() {
+        for force in [Force::Open, Force::Closed] {
+            for outcome in [Outcome::Success, Outcome::Failure, Outcome::Neutral] {
+                let c = Circuit::new("t", settings());
+                trip_and_sleep(&c).await;
+                let trial = c.acquire().expect("the trial");
+                c.set_force(force);
+                c.record(trial, outcome);
+                c.set_force(Force::Auto);
+                let next = c.acquire();
+                assert!(
+                    next.is_some(),
+                    "{force:?} during a trial that ended {outcome:?}: back on auto, a call must be let through (state {:?})",
+                    c.state()
+                );
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trial_that_outlives_an_override_proves_nothing_after_it() {
+        let c = Circuit::new("t", settings());
+        trip_and_sleep(&c).await;
+        let trial = c.acquire().expect("the trial");
+        c.set_force(Force::Open);
+        c.set_force(Force::Auto);
+        let fresh = c.acquire().expect("a fresh trial once back on auto");
+        c.record(trial, Outcome::Success);
+        assert_eq!(
+            c.state(),
+            State::HalfOpen,
+            "the old trial's success is ignored"
+        );
+        c.record(fresh, Outcome::Success);
+        assert_eq!(c.state(), State::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trial_from_before_a_reset_cannot_close_a_later_half_open_episode() {
+        let c = Circuit::new("t", settings());
+        trip_and_sleep(&c).await;
+        let stale = c.acquire().expect("the first episode's trial");
+        c.reset();
+        trip_and_sleep(&c).await;
+        let trial = c.acquire().expect("the second episode's trial");
+        c.record(stale, Outcome::Success);
+        assert_eq!(c.state(), State::HalfOpen, "the stale success is ignored");
+        c.record(trial, Outcome::Failure);
+        assert_eq!(c.state(), State::Open, "the episode's own trial decides");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trial_from_before_a_reset_cannot_open_a_later_half_open_episode() {
+        let c = Circuit::new("t", settings());
+        trip_and_sleep(&c).await;
+        let stale = c.acquire().expect("the first episode's trial");
+        c.reset();
+        trip_and_sleep(&c).await;
+        let trial = c.acquire().expect("the second episode's trial");
+        c.record(stale, Outcome::Failure);
+        assert_eq!(c.state(), State::HalfOpen, "the stale failure is ignored");
+        c.record(trial, Outcome::Success);
+        assert_eq!(c.state(), State::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trial_from_before_a_reset_cannot_add_a_second_trial_slot() {
+        let c = Circuit::new("t", settings());
+        trip_and_sleep(&c).await;
+        let stale = c.acquire().expect("the first episode's trial");
+        c.reset();
+        trip_and_sleep(&c).await;
+        let _trial = c.acquire().expect("the second episode's trial");
+        // An abandoned call records Neutral, which gives a trial slot back.
+        c.record(stale, Outcome::Neutral);
+        assert!(
+            c.acquire().is_none(),
+            "one trial at a time: the stale trial must not free a slot it does not hold"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trial_of_an_episode_that_failed_cannot_close_the_next_one() {
+        let c = Circuit::new(
+            "t",
+            BreakerSettings {
+                half_open_calls: 2,
+                ..settings()
+            },
+        );
+        trip_and_sleep(&c).await;
+        let first = c.acquire().expect("trial 1");
+        let second = c.acquire().expect("trial 2");
+        c.record(first, Outcome::Failure);
+        assert_eq!(c.state(), State::Open);
+        tokio::time::advance(c.settings().sleep_window).await;
+        let a = c.acquire().expect("next episode, trial 1");
+        let b = c.acquire().expect("next episode, trial 2");
+        c.record(second, Outcome::Success);
+        c.record(a, Outcome::Success);
+        assert_eq!(
+            c.state(),
+            State::HalfOpen,
+            "two successes are needed from this episode's own trials"
+        );
+        c.record(b, Outcome::Success);
+        assert_eq!(c.state(), State::Closed);
+    }
+
+    #[test]
+    fn threads_racing_for_the_trials_get_exactly_the_configured_slots() {
+        let c = Circuit::new(
+            "t",
+            BreakerSettings {
+                half_open_calls: 3,
+                sleep_window: Duration::from_millis(1),
+                ..settings()
+            },
+        );
+        run(&c, Outcome::Failure, 20);
+        std::thread::sleep(Duration::from_millis(5));
+        let trials = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..1_000 {
+                        if let Some(permit) = c.acquire() {
+                            assert!(matches!(permit, Permit::Trial { .. }));
+                            trials.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(trials.load(Ordering::Relaxed), 3);
+        assert_eq!(c.state(), State::HalfOpen);
     }
 
     #[tokio::test(start_paused = true)]

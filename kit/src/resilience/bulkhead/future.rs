@@ -72,7 +72,13 @@ where
             })),
             Proj::Called { inner, slot } => {
                 let result = ready!(inner.poll(cx)).map_err(Into::into);
-                let learned = slot.started.map(|at| (classify(&result), at.elapsed()));
+                // A call that was never sent (its caller's deadline was
+                // spent) says nothing about the callee's latency.
+                let sent = !matches!(&result, Err(e) if e.is::<crate::resilience::DeadlineSpent>());
+                let learned = slot
+                    .started
+                    .filter(|_| sent)
+                    .map(|at| (classify(&result), at.elapsed()));
                 slot.limiter.release(learned);
                 slot.released = true;
                 Poll::Ready(result)

@@ -4,7 +4,11 @@
 //! or what is left of the caller's own deadline if that is sooner — sends it
 //! as `grpc-timeout` so the callee can stop in time, and fails the call with
 //! [`TimedOut`] when the budget runs out (dropping it, which resets the
-//! HTTP/2 stream and cancels the callee's work).
+//! HTTP/2 stream and cancels the callee's work). A call left with less than
+//! the policy's `min_budget` of its caller's deadline is not sent at all: it
+//! fails at once with [`DeadlineSpent`] (DEADLINE_EXCEEDED to the caller,
+//! neutral for the breaker), so a slow caller cannot trip a healthy
+//! callee's breaker with timeouts that were never the callee's.
 //!
 //! Server side, [`ServerDeadline`] reads `grpc-timeout`, answers
 //! DEADLINE_EXCEEDED when it passes (dropping the handler: work stops), and
@@ -26,11 +30,15 @@ use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::{Instant, Sleep};
 
-pub use error::TimedOut;
+pub use error::{DeadlineSpent, TimedOut};
 pub use future::ResponseFuture;
 pub use layer::DeadlineLayer;
 pub use server::{ServerDeadline, ServerDeadlineLayer};
 pub use service::Deadline;
+
+/// The default floor under which a call is not sent: about a round trip
+/// inside a cluster plus the callee's smallest useful work.
+pub const DEFAULT_MIN_BUDGET: Duration = Duration::from_millis(5);
 
 tokio::task_local! {
     static DEADLINE: Instant;

@@ -1,4 +1,15 @@
 //! The server half: honour the caller's `grpc-timeout`.
+//!
+//! tonic's server enforces `grpc-timeout` too, outside every layer we can
+//! add (`transport::Server` wraps the whole stack in its own timer, with no
+//! way to turn it off in tonic 0.14), and answers CANCELLED when it fires.
+//! Two timers for one deadline race, and a caller whose deadline passed
+//! would sometimes see CANCELLED. So the deadline is enforced here, one
+//! timer tick before tonic's: tonic arms its timer after this layer's
+//! `call` returns, for the same budget, so a deadline one tick (1 ms, the
+//! resolution of tokio's timer) earlier always lands on an earlier tick and
+//! this layer answers DEADLINE_EXCEEDED first; tonic's timer never fires
+//! for a call this layer bounds.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +22,9 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use super::{DEADLINE, Timer, Until, decode};
+
+/// The resolution of tokio's timer: deadlines are rounded up to it.
+const TIMER_TICK: Duration = Duration::from_millis(1);
 
 /// Applies the caller's deadline to the handler (see the module docs).
 #[derive(Debug, Clone, Default)]
@@ -65,7 +79,7 @@ where
                 inner: self.inner.call(request),
             },
             Some(budget) => {
-                let deadline = Instant::now() + budget;
+                let deadline = Instant::now() + budget.saturating_sub(TIMER_TICK);
                 ServerFuture::Bounded {
                     inner: DEADLINE.scope(deadline, self.inner.call(request)),
                     timer: Timer::new(Until::Deadline(deadline)),

@@ -3,13 +3,19 @@ use std::time::Duration;
 
 use tower::{BoxError, Service};
 
-use super::{DeadlineLayer, GRPC_TIMEOUT, ResponseFuture, encode, encode_static, remaining};
+use super::{
+    DEFAULT_MIN_BUDGET, DeadlineLayer, DeadlineSpent, GRPC_TIMEOUT, ResponseFuture, encode,
+    encode_static, remaining,
+};
 
-/// Bounds each call by `timeout` or the caller's remaining deadline.
+/// Bounds each call by `timeout` or the caller's remaining deadline; a call
+/// left with less than `min_budget` of the caller's deadline fails at once
+/// with [`DeadlineSpent`] instead of being sent.
 #[derive(Debug, Clone)]
 pub struct Deadline<S> {
     inner: S,
     timeout: Duration,
+    min_budget: Duration,
     /// `timeout` as `grpc-timeout`, encoded once: most calls send it as is.
     header: http::HeaderValue,
 }
@@ -19,8 +25,15 @@ impl<S> Deadline<S> {
         Self {
             inner,
             timeout,
+            min_budget: DEFAULT_MIN_BUDGET,
             header: encode_static(timeout),
         }
+    }
+
+    /// Below this much of the caller's deadline, calls are not sent.
+    pub fn with_min_budget(mut self, min_budget: Duration) -> Self {
+        self.min_budget = min_budget;
+        self
     }
 
     pub fn layer(timeout: Duration) -> DeadlineLayer {
@@ -43,6 +56,14 @@ where
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
         let (budget, header) = match remaining() {
+            // Not even a round trip's worth: the answer could not arrive
+            // in time, and its timeout would be blamed on the callee.
+            Some(left) if left < self.min_budget => {
+                return ResponseFuture::spent(DeadlineSpent {
+                    left,
+                    floor: self.min_budget,
+                });
+            }
             Some(left) if left < self.timeout => (left, encode(left)),
             _ => (self.timeout, self.header.clone()),
         };

@@ -2,4 +2,5 @@
 
 mod comments;
 mod helpers;
+mod replicas;
 mod repository;
