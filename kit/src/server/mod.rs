@@ -1,6 +1,6 @@
 //! The process lifecycle every newsroom binary shares, with two front ends:
 //! [`GrpcServer`] for the services and [`HttpServer`] for the gateway. Both
-//! run on one [`lifecycle`](self::lifecycle) core: the admin port
+//! run on one core (`server/lifecycle.rs`): the admin port
 //! (`/metrics`, `/healthz`, `/readyz`), signals and the one ordered shutdown
 //! (not ready → leave etcd → propagation delay → drain, bounded by the drain
 //! timeout → admin port stop → telemetry flush).
