@@ -1,12 +1,9 @@
 # syntax=docker/dockerfile:1.7
 #
-# One Dockerfile, one target per binary; every target shares the same cached
-# dependency and build layers, so building all four costs one compile:
-#
-#   docker buildx build --target gateway -t newsroom/gateway:dev .
-#   docker buildx build --target user    -t newsroom/user:dev .
-#   docker buildx build --target content -t newsroom/content:dev .
-#   docker buildx build --target comment -t newsroom/comment:dev .
+# One Dockerfile, one target per binary; every target copies its binary out
+# of the same `builder` stage, so building all four costs one compile.
+# `make images` builds them all in one `docker buildx bake` (docker-bake.hcl)
+# as $REGISTRY/newsroom-<component>:$TAG, e.g. localhost:5001/newsroom-gateway:dev.
 #
 # Stages: chef (toolchain + protoc + cargo-chef) → planner (recipe.json: the
 # dependency graph only) → builder (cook the recipe, a layer that changes only

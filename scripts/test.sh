@@ -27,8 +27,10 @@ step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "drop test databases left by earlier runs"
-mariadb -h 127.0.0.1 -u root -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 't\\_%'" 2>/dev/null \
-  | while read -r db; do mariadb -h 127.0.0.1 -u root -e "DROP DATABASE \`$db\`"; done || true
+mysql_url=${NEWSROOM_TEST_MYSQL:-mysql://root@127.0.0.1:3306}
+mysql_host=${mysql_url#*://}; mysql_host=${mysql_host%%/*}; mysql_host=${mysql_host##*@}
+mariadb -h "${mysql_host%:*}" -P "${mysql_host##*:}" -u root -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 't\\_%'" 2>/dev/null \
+  | while read -r db; do mariadb -h "${mysql_host%:*}" -P "${mysql_host##*:}" -u root -e "DROP DATABASE \`$db\`"; done || true
 
 step "docs (broken intra-doc links fail)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
@@ -46,6 +48,10 @@ BIN=target/debug scripts/readme-test.py
 step "TLS to etcd, Redis and MariaDB (the kit/tls build of the Docker image)"
 cargo clippy -p kit --features tls --all-targets -- -D warnings
 cargo test -p kit --features tls --test tls
+
+step "manifest contract (every overlay against the binaries' --check-config)"
+cargo build --workspace --bins
+scripts/check-deploy.sh contract
 
 step "bench smoke"
 scripts/bench.sh --smoke

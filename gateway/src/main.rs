@@ -6,8 +6,9 @@ use gateway::settings::{CONFIG_DIR, Settings};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    // startup::build validates the settings before it binds a port.
-    let settings: Settings = kit::config::load(gateway::SERVICE, CONFIG_DIR)?;
+    let Some(settings) = kit::cli::settings::<Settings>(gateway::SERVICE, CONFIG_DIR)? else {
+        return Ok(());
+    };
     let _telemetry = kit::telemetry::init(gateway::SERVICE, &settings.platform.telemetry)?;
     kit::runtime::build(&settings.platform.runtime)?.block_on(async {
         let server = gateway::startup::build(settings).await?;

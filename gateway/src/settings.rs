@@ -10,8 +10,9 @@ pub const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// What every binary shares: admin port, discovery, channels, the
-    /// breakers, bulkheads and timeouts of the calls to the services,
-    /// telemetry, shutdown and runtime. `platform.grpc` is unused here.
+    /// breakers, bulkheads and timeouts of the calls to the services, which
+    /// backends readiness requires, telemetry, shutdown and runtime.
+    /// `platform.grpc` is unused here.
     pub platform: kit::PlatformSettings,
     pub http: HttpSettings,
     pub auth: AuthSettings,

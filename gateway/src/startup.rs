@@ -49,7 +49,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<HttpServer> {
         accepting: server.accepting(),
     };
     let (api, mut openapi) = routes::api(settings.http.body_limit_bytes);
-    openapi.servers = Some(vec![docs::server(&settings.http, server.local_addr())]);
+    openapi.servers = Some(docs::servers(&settings.http, server.local_addr()));
     let router = api.merge(docs::router(openapi)).with_state(state.clone());
     let admin = crate::dashboard::router(registry.clone(), resolver, server.admin_stop()).merge(
         crate::admin::router(clients.breakers().clone(), settings.admin_token.clone()),

@@ -64,9 +64,9 @@ fn request() -> http::Request<()> {
 }
 
 /// One call, polled to completion (the bare callee is ready at once).
-fn call<S>(service: &mut S) -> bool
+fn call<S, B>(service: &mut S) -> bool
 where
-    S: Service<http::Request<()>, Response = http::Response<()>>,
+    S: Service<http::Request<()>, Response = http::Response<B>>,
 {
     let mut cx = Context::from_waker(Waker::noop());
     let mut future = std::pin::pin!(service.call(request()));
@@ -108,13 +108,13 @@ fn overhead(c: &mut Criterion) {
 
 /// `service` called by this thread while a clone of it is called flat out
 /// by another: what sharing breakers and bulkheads between cores costs.
-fn contended<S>(
+fn contended<S, B>(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     runtime: &tokio::runtime::Runtime,
     id: &str,
     service: S,
 ) where
-    S: Service<http::Request<()>, Response = http::Response<()>> + Clone + Send + 'static,
+    S: Service<http::Request<()>, Response = http::Response<B>> + Clone + Send + 'static,
     S::Future: Send,
 {
     let stop = Arc::new(AtomicBool::new(false));

@@ -231,7 +231,7 @@ mod tests {
     /// Runs `f` with the config files of [`Binary`] and only the given
     /// variables in the environment (restored afterwards; Jail serialises
     /// the tests that change it).
-    // The large error is figment's own (`figment::Error`), in a test helper.
+    // The closure's Result<(), figment::Error> is Jail's signature, not ours.
     #[allow(clippy::result_large_err)]
     fn with_env(vars: &[(&str, &str)], f: impl FnOnce(&Path)) {
         figment::Jail::expect_with(|jail| {

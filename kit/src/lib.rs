@@ -24,6 +24,7 @@
 pub mod admin;
 #[cfg(feature = "cache")]
 pub mod cache;
+pub mod cli;
 pub mod client;
 pub mod config;
 #[cfg(feature = "db")]

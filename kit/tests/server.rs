@@ -400,3 +400,62 @@ async fn a_kit_caller_past_its_deadline_always_sees_deadline_exceeded_counted_as
     assert_eq!(breaker.counts().timeouts, 40, "{:?}", breaker.counts());
     server.stop().await;
 }
+
+/// `/readyz` of `server` until it answers `status`; panics after 10 s.
+async fn wait_readyz(server: &RunningServer, status: u16) -> serde_json::Value {
+    let url = format!("http://{}/readyz", server.admin_addr);
+    for _ in 0..400 {
+        let response = reqwest::get(&url).await.unwrap();
+        if response.status() == status {
+            return response.json().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{url} never answered {status}");
+}
+
+#[tokio::test]
+async fn a_service_is_ready_only_while_its_critical_backends_have_an_instance() {
+    let mut platform = platform();
+    platform.readiness.critical = vec!["upstream".into()];
+    let registry = Registry::new();
+    let resolver = Resolver::spawn(&platform.discovery, &platform.channel, &registry);
+    let server = GrpcServer::bind("caller", &platform, &registry)
+        .await
+        .unwrap()
+        .calls_through(resolver, &["upstream", "extra"])
+        .unwrap();
+    let caller = RunningServer::spawn(server);
+    // Registered (gRPC health follows registration alone), but no upstream:
+    // not ready, and the body says why.
+    caller.wait_until_serving().await;
+    let body = wait_readyz(&caller, 503).await;
+    assert_eq!(body["missing"], serde_json::json!(["upstream"]), "{body}");
+    assert_eq!(body["registered"], true, "{body}");
+
+    let upstream = spawn("upstream", &platform).await;
+    let body = wait_readyz(&caller, 200).await;
+    // An optional backend without instances only shows in the report.
+    assert_eq!(body["degraded"], serde_json::json!(["extra"]), "{body}");
+
+    upstream.stop().await;
+    wait_readyz(&caller, 503).await;
+    caller.stop().await;
+}
+
+#[tokio::test]
+async fn a_critical_backend_the_service_does_not_call_is_refused() {
+    let mut platform = platform();
+    platform.readiness.critical = vec!["contnet".into()];
+    let registry = Registry::new();
+    let resolver = Resolver::spawn(&platform.discovery, &platform.channel, &registry);
+    let result = GrpcServer::bind("caller", &platform, &registry)
+        .await
+        .unwrap()
+        .calls_through(resolver, &["content"]);
+    let Err(error) = result else {
+        panic!("a typo in readiness.critical was accepted")
+    };
+    assert!(matches!(error, ServerError::Readiness(_)), "{error}");
+    assert!(error.to_string().contains("contnet"), "{error}");
+}

@@ -271,23 +271,8 @@ async fn an_answer_too_large_to_decode_is_an_opaque_500_not_a_400() {
         s.platform.channel.messages.max_decoding_bytes = 16 * 1024;
     })
     .await;
-    let mut content = proto::content::v1::content_service_client::ContentServiceClient::connect(
-        stack.content[0].url(),
-    )
-    .await
-    .unwrap();
-    let article = content
-        .create_article(proto::content::v1::CreateArticleRequest {
-            author_id: 1,
-            title: "huge".into(),
-            body: "x".repeat(50_000),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .article
-        .unwrap();
-    let response = stack.get(&format!("/api/v1/articles/{}", article.id)).await;
+    let id = publish_directly(&stack, 50_000).await;
+    let response = stack.get(&format!("/api/v1/articles/{id}")).await;
     assert_eq!(
         error_code(response, StatusCode::INTERNAL_SERVER_ERROR).await,
         "internal"
@@ -295,4 +280,55 @@ async fn an_answer_too_large_to_decode_is_an_opaque_500_not_a_400() {
     // The list carries summaries, so the same article does not break it.
     assert_eq!(stack.get("/api/v1/articles").await.status(), StatusCode::OK);
     stack.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_past_the_services_encode_limit_is_a_500_and_a_breaker_failure() {
+    let mut stack = crate::helpers::spawn_stack().await;
+    let id = publish_directly(&stack, 50_000).await;
+    // Content restarted with a 16 KiB limit on what it sends.
+    for old in std::mem::take(&mut stack.content) {
+        old.stop().await;
+    }
+    stack
+        .content_settings
+        .platform
+        .grpc
+        .messages
+        .max_encoding_bytes = 16 * 1024;
+    stack.add_content_instance().await;
+
+    let response = stack.get(&format!("/api/v1/articles/{id}")).await;
+    assert_eq!(
+        error_code(response, StatusCode::INTERNAL_SERVER_ERROR).await,
+        "internal"
+    );
+    // tonic sends that error in trailers after an OK header: the breaker
+    // reads the trailers, so the callee's fault counts against it.
+    let breaker = stack.breaker("content.v1.ContentService/GetArticle").await;
+    assert_eq!(breaker["window"]["failures"], 1, "{breaker}");
+    assert_eq!(breaker["window"]["successes"], 0, "{breaker}");
+    stack.stop().await;
+}
+
+/// Publishes an article of `len` characters straight to the content
+/// service (past any gateway limit); returns its id.
+async fn publish_directly(stack: &crate::helpers::TestStack, len: usize) -> i64 {
+    let mut content = proto::content::v1::content_service_client::ContentServiceClient::connect(
+        stack.content[0].url(),
+    )
+    .await
+    .unwrap();
+    content
+        .create_article(proto::content::v1::CreateArticleRequest {
+            author_id: 1,
+            title: "huge".into(),
+            body: "x".repeat(len),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .article
+        .unwrap()
+        .id
 }

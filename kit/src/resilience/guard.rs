@@ -80,7 +80,7 @@ where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone,
     S::Error: Into<BoxError>,
 {
-    type Response = http::Response<ResBody>;
+    type Response = http::Response<super::breaker::ResponseBody<ResBody>>;
     type Error = BoxError;
     type Future = <Stack<S> as Service<http::Request<ReqBody>>>::Future;
 

@@ -223,25 +223,35 @@ pub(crate) const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("
 /// without `grpc-status` there is a success.
 pub fn classify<B>(result: &Result<http::Response<B>, BoxError>) -> Outcome {
     match result {
-        Ok(response) => match response
-            .headers()
-            .get(&GRPC_STATUS)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<i32>().ok())
-        {
-            None | Some(0) => Outcome::Success,
-            // DEADLINE_EXCEEDED
-            Some(4) => Outcome::Timeout,
-            // UNKNOWN, RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE
-            Some(2 | 8 | 13 | 14) => Outcome::Failure,
-            // The caller's own mistakes say nothing about the callee.
-            Some(_) => Outcome::Neutral,
-        },
+        Ok(response) => classify_code(
+            response
+                .headers()
+                .get(&GRPC_STATUS)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i32>().ok()),
+        ),
         Err(error) if error.is::<BulkheadFull>() || error.is::<BreakerOpen>() => Outcome::Rejected,
         // The caller's deadline was spent before sending: not the callee's doing.
         Err(error) if error.is::<DeadlineSpent>() => Outcome::Neutral,
         Err(error) if error.is::<TimedOut>() || is_deadline(error) => Outcome::Timeout,
         Err(_) => Outcome::Failure,
+    }
+}
+
+/// How a gRPC status code (`None`: no status, an OK answer so far) counts
+/// for the callee's health.
+pub fn classify_code(code: Option<i32>) -> Outcome {
+    match code {
+        None | Some(0) => Outcome::Success,
+        // DEADLINE_EXCEEDED
+        Some(4) => Outcome::Timeout,
+        // UNKNOWN, RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE; and
+        // OUT_OF_RANGE, which our services never answer to bad input (they
+        // say INVALID_ARGUMENT) but tonic does for a message past its size
+        // limit: the callee answered something no caller can read.
+        Some(2 | 8 | 11 | 13 | 14) => Outcome::Failure,
+        // The caller's own mistakes say nothing about the callee.
+        Some(_) => Outcome::Neutral,
     }
 }
 
@@ -294,7 +304,7 @@ mod tests {
     fn outcomes_follow_the_grpc_status() {
         assert_eq!(classify(&answer(None)), Outcome::Success);
         assert_eq!(classify(&answer(Some("0"))), Outcome::Success);
-        for code in ["2", "8", "13", "14"] {
+        for code in ["2", "8", "11", "13", "14"] {
             assert_eq!(classify(&answer(Some(code))), Outcome::Failure, "{code}");
         }
         assert_eq!(classify(&answer(Some("4"))), Outcome::Timeout);

@@ -6,7 +6,9 @@ use comment::settings::{CONFIG_DIR, Settings};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let settings: Settings = kit::config::load(comment::SERVICE, CONFIG_DIR)?;
+    let Some(settings) = kit::cli::settings::<Settings>(comment::SERVICE, CONFIG_DIR)? else {
+        return Ok(());
+    };
     let _telemetry = kit::telemetry::init(comment::SERVICE, &settings.platform.telemetry)?;
     kit::runtime::build(&settings.platform.runtime)?.block_on(async {
         let server = comment::startup::build(settings).await?;

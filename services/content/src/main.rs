@@ -6,7 +6,9 @@ use content::settings::{CONFIG_DIR, Settings};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let settings: Settings = kit::config::load(content::SERVICE, CONFIG_DIR)?;
+    let Some(settings) = kit::cli::settings::<Settings>(content::SERVICE, CONFIG_DIR)? else {
+        return Ok(());
+    };
     let _telemetry = kit::telemetry::init(content::SERVICE, &settings.platform.telemetry)?;
     kit::runtime::build(&settings.platform.runtime)?.block_on(async {
         let server = content::startup::build(settings).await?;

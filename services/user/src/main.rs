@@ -6,7 +6,9 @@ use user::settings::{CONFIG_DIR, Settings};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let settings: Settings = kit::config::load(user::SERVICE, CONFIG_DIR)?;
+    let Some(settings) = kit::cli::settings::<Settings>(user::SERVICE, CONFIG_DIR)? else {
+        return Ok(());
+    };
     let _telemetry = kit::telemetry::init(user::SERVICE, &settings.platform.telemetry)?;
     kit::runtime::build(&settings.platform.runtime)?.block_on(async {
         let server = user::startup::build(settings).await?;

@@ -14,6 +14,24 @@ pub struct Settings {
 /// Where the config files live unless `APP_CONFIG_DIR` says otherwise.
 pub const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
 
+/// `--check-config` (kit::cli): what start-up would refuse, and what a
+/// deployment of this service must provide.
+impl kit::cli::Checked for Settings {
+    fn validate(&self) -> anyhow::Result<()> {
+        self.platform.check(CALLS)
+    }
+
+    fn contract(&self) -> kit::cli::Contract {
+        let mut contract = self.platform.contract(crate::SERVICE, CALLS);
+        contract.dial_database(&self.database);
+        contract.dial_cache(&self.cache);
+        contract
+    }
+}
+
+/// The discovery names this service calls (see startup.rs).
+const CALLS: &[&str] = &[];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::BreakerOpen;
-pub use future::ResponseFuture;
+pub use future::{ResponseBody, ResponseFuture};
 pub use layer::BreakerLayer;
 pub use service::Breaker;
 pub use state::{Circuit, Counts, Force, Outcome, Permit, State};

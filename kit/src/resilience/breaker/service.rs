@@ -2,7 +2,7 @@ use std::task::{Context, Poll};
 
 use tower::{BoxError, Service};
 
-use super::{BreakerLayer, BreakerOpen, Circuit, ResponseFuture};
+use super::{BreakerLayer, BreakerOpen, Circuit, ResponseBody, ResponseFuture};
 
 /// Rejects calls while its circuit is open; records every outcome.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
     S::Error: Into<BoxError>,
 {
-    type Response = S::Response;
+    type Response = http::Response<ResponseBody<ResBody>>;
     type Error = BoxError;
     type Future = ResponseFuture<S::Future>;
 
