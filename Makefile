@@ -13,10 +13,12 @@ help: ## List the targets
 		'{ name[NR] = $$1; text[NR] = $$2; if (length($$1) > width) width = length($$1) } \
 		 END { for (i = 1; i <= NR; i++) printf "  make %-*s  %s\n", width, name[i], text[i] }'
 
+# make run builds the four served binaries only (not bench's), with kit's
+# features unified across them: one kit, one sqlx, one build.
 .PHONY: run
 run: ## Install what is missing, build, start etcd + services + gateway on 127.0.0.1:$(PORT) with demo data (FRESH=1: empty DATA first)
 	@scripts/deps.sh build
-	@cargo build --release --bins
+	@cargo build --release -p gateway -p user -p content -p comment
 	@PORT=$(PORT) scripts/run.sh
 
 .PHONY: restart

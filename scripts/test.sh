@@ -32,6 +32,9 @@ mysql_host=${mysql_url#*://}; mysql_host=${mysql_host%%/*}; mysql_host=${mysql_h
 mariadb -h "${mysql_host%:*}" -P "${mysql_host##*:}" -u root -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 't\\_%'" 2>/dev/null \
   | while read -r db; do mariadb -h "${mysql_host%:*}" -P "${mysql_host##*:}" -u root -e "DROP DATABASE \`$db\`"; done || true
 
+step "docs (broken intra-doc links fail)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
 step "deploy manifests and CI"
 scripts/check-deploy.sh
 

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::settings::AuthSettings;
 
+mod hs256;
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     /// The user id.
@@ -34,6 +36,7 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn new(settings: &AuthSettings) -> Self {
+        hs256::install();
         let secret = settings.jwt_secret.expose_secret().as_bytes();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&settings.issuer]);
@@ -139,6 +142,21 @@ mod tests {
         let (token, _) = t.issue(42, "alice").unwrap();
         let user = t.verify(&token).unwrap();
         assert_eq!((user.id, user.username.as_str()), (42, "alice"));
+    }
+
+    #[test]
+    fn only_hs256_is_signed_or_accepted() {
+        let t = tokens(&"k".repeat(32), Duration::from_secs(60));
+        let (token, _) = t.issue(7, "bob").unwrap();
+        let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(&token)
+            .unwrap()
+            .claims;
+        let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &t.encoding);
+        assert!(hs512.is_err());
+        // The same claims, retagged: the header says HS512, the check refuses.
+        let (_, rest) = token.split_once('.').unwrap();
+        let retagged = format!("eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9.{rest}");
+        assert!(t.verify(&retagged).is_err());
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Clients of the services behind the gateway, and the calls the routes
-//! make: reads are retried within a budget, writes never.
+//! The gateway's backend layer: every call the routes make to the services,
+//! reads and writes. Reads are retried within a budget, writes never (a
+//! retried write could apply twice); the API models go in and come out here,
+//! so handlers only shape HTTP.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -8,23 +10,28 @@ use kit::messages::MessageLimits;
 use kit::resilience::retry::Retry;
 use proto::comment::v1::comment_service_client::CommentServiceClient;
 use proto::comment::v1::{
-    Comment, CountCommentsRequest, ListCommentsRequest, ListCommentsResponse,
+    Comment, CountCommentsRequest, CreateCommentRequest, ListCommentsRequest, ListCommentsResponse,
 };
 use proto::content::v1::content_service_client::ContentServiceClient;
-use proto::content::v1::{Article, GetArticleRequest, ListArticlesRequest, ListArticlesResponse};
+use proto::content::v1::{
+    Article, CreateArticleRequest, GetArticleRequest, ListArticlesRequest, ListArticlesResponse,
+};
 use proto::user::v1::user_service_client::UserServiceClient;
-use proto::user::v1::{BatchGetUsersRequest, User};
+use proto::user::v1::{
+    AuthenticateRequest, BatchGetUsersRequest, CreateUserRequest, GetUserRequest, User,
+};
 use tonic::Status;
 
+use crate::models;
 use crate::settings::ServiceNames;
 
 /// One client per service. Clients are cheap to clone: calls take `&mut
 /// self`, so each call clones the one it uses.
 #[derive(Clone)]
 pub struct Backends {
-    pub user: UserServiceClient<Channel>,
-    pub content: ContentServiceClient<Channel>,
-    pub comment: CommentServiceClient<Channel>,
+    user: UserServiceClient<Channel>,
+    content: ContentServiceClient<Channel>,
+    comment: CommentServiceClient<Channel>,
     retry: Retry,
 }
 
@@ -48,6 +55,90 @@ impl Backends {
             ),
             retry,
         }
+    }
+
+    /// Registers an account.
+    pub async fn create_user(&self, new: models::CreateUser) -> Result<models::User, Status> {
+        let request = CreateUserRequest {
+            username: new.username,
+            password: new.password,
+            display_name: new.display_name,
+        };
+        let user = self.user.clone().create_user(request).await?.into_inner();
+        present(user.user, "CreateUser", "a user").map(models::User::from_proto)
+    }
+
+    /// The account with these credentials (UNAUTHENTICATED otherwise).
+    pub async fn authenticate(&self, login: models::CreateSession) -> Result<User, Status> {
+        let request = AuthenticateRequest {
+            username: login.username,
+            password: login.password,
+        };
+        let user = self.user.clone().authenticate(request).await?.into_inner();
+        present(user.user, "Authenticate", "a user")
+    }
+
+    pub async fn user(&self, id: i64) -> Result<models::User, Status> {
+        let response = self
+            .retry
+            .read(|| async {
+                Ok(self
+                    .user
+                    .clone()
+                    .get_user(GetUserRequest { id })
+                    .await?
+                    .into_inner())
+            })
+            .await?;
+        present(response.user, "GetUser", "a user").map(models::User::from_proto)
+    }
+
+    /// Publishes an article by `author_id`.
+    pub async fn create_article(
+        &self,
+        author_id: i64,
+        new: models::CreateArticle,
+    ) -> Result<models::Article, Status> {
+        let request = CreateArticleRequest {
+            author_id,
+            title: new.title,
+            body: new.body,
+        };
+        let article = self
+            .content
+            .clone()
+            .create_article(request)
+            .await?
+            .into_inner();
+        present(article.article, "CreateArticle", "an article").map(models::Article::from_proto)
+    }
+
+    /// Comments on `article_id` as `author_id`.
+    pub async fn create_comment(
+        &self,
+        article_id: i64,
+        author_id: i64,
+        new: models::CreateComment,
+    ) -> Result<models::Comment, Status> {
+        let request = CreateCommentRequest {
+            article_id,
+            author_id,
+            body: new.body,
+        };
+        let comment = self
+            .comment
+            .clone()
+            .create_comment(request)
+            .await?
+            .into_inner();
+        present(comment.comment, "CreateComment", "a comment").map(models::Comment::from_proto)
+    }
+
+    /// The author shown beside something `id` just wrote; `None` when the
+    /// user service cannot say (the write itself succeeded).
+    pub async fn author(&self, id: i64) -> Option<models::Author> {
+        let users = self.users([id]).await.ok()?;
+        users.get(&id).map(models::Author::from_proto)
     }
 
     pub async fn list_articles(
@@ -78,9 +169,7 @@ impl Backends {
                     .into_inner())
             })
             .await?;
-        response
-            .article
-            .ok_or_else(|| Status::internal("GetArticle answered without an article"))
+        present(response.article, "GetArticle", "an article")
     }
 
     pub async fn list_comments(
@@ -158,4 +247,9 @@ impl Backends {
             })
             .await
     }
+}
+
+/// A message field proto3 makes optional but the service always sets.
+fn present<T>(field: Option<T>, call: &str, what: &str) -> Result<T, Status> {
+    field.ok_or_else(|| Status::internal(format!("{call} answered without {what}")))
 }

@@ -1,8 +1,7 @@
 use gateway::settings::{CONFIG_DIR, Settings};
-use gateway::startup::Gateway;
 
-// mimalloc returns freed memory to the system; glibc keeps per-thread
-// arenas (argon2's 19 MiB per hash stayed resident on every blocking thread).
+// mimalloc returns freed memory to the system; glibc keeps per-thread arenas
+// that hold on to the peaks of request and response buffers.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -12,9 +11,7 @@ fn main() -> anyhow::Result<()> {
     };
     let _telemetry = kit::telemetry::init(gateway::SERVICE, &settings.platform.telemetry)?;
     kit::runtime::build(&settings.platform.runtime)?.block_on(async {
-        Gateway::build(settings)
-            .await?
-            .run_until(kit::shutdown::signal())
-            .await
+        let server = gateway::startup::build(settings).await?;
+        Ok(server.run_until(kit::shutdown::signal()).await?)
     })
 }

@@ -149,12 +149,14 @@ impl Contract {
         }
     }
 
+    #[cfg(feature = "db")]
     pub fn dial_database(&mut self, database: &crate::db::DatabaseSettings) {
         use secrecy::ExposeSecret;
         self.dials
             .extend(Dial::url("database", database.url.expose_secret()));
     }
 
+    #[cfg(feature = "cache")]
     pub fn dial_cache(&mut self, cache: &crate::cache::CacheSettings) {
         use secrecy::ExposeSecret;
         if let Some(url) = &cache.redis_url {

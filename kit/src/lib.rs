@@ -22,10 +22,12 @@
 //! - [`shutdown`] and [`runtime`]: signals, drain limits and the tokio runtime.
 
 pub mod admin;
+#[cfg(feature = "cache")]
 pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod config;
+#[cfg(feature = "db")]
 pub mod db;
 pub mod discovery;
 pub mod messages;

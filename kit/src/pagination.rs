@@ -10,6 +10,25 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::validate::Invalid;
 
+/// The one page rule of every list, HTTP and gRPC: a page holds this many
+/// items unless the caller asks otherwise…
+pub const DEFAULT_SIZE: u32 = 20;
+/// …and never more than this (what keeps the largest page decodable within
+/// the message limits).
+pub const MAX_SIZE: u32 = 100;
+
+/// The page size of a public list call's `?limit=`: 1 to [`MAX_SIZE`],
+/// [`DEFAULT_SIZE`] when absent.
+pub fn limit(limit: Option<u32>) -> Result<u32, Invalid> {
+    match limit {
+        None => Ok(DEFAULT_SIZE),
+        Some(n @ 1..=MAX_SIZE) => Ok(n),
+        Some(n) => Err(Invalid(format!(
+            "limit must be between 1 and {MAX_SIZE}, got {n}"
+        ))),
+    }
+}
+
 /// A page request that passed validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
@@ -20,6 +39,12 @@ pub struct Page {
 }
 
 impl Page {
+    /// Validates a list RPC's `page_size` (0 means [`DEFAULT_SIZE`], at most
+    /// [`MAX_SIZE`]) and `page_token`.
+    pub fn request(size: i32, token: &str) -> Result<Self, Invalid> {
+        Self::parse(size, token, DEFAULT_SIZE, MAX_SIZE)
+    }
+
     /// Validates `page_size` (0 means `default`) and `page_token`.
     pub fn parse(size: i32, token: &str, default: u32, max: u32) -> Result<Self, Invalid> {
         let size = match u32::try_from(size) {

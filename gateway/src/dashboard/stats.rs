@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use kit::metrics::names;
 use serde::Serialize;
 
 use super::exposition::{self, Sample};
@@ -57,33 +58,29 @@ impl Frame {
         {
             return;
         }
-        match s.name.as_str() {
-            "http_server_requests_total" => {
-                self.requests
-                    .insert((label("route"), label("method"), label("status")), s.value);
-            }
-            "http_server_request_duration_seconds_bucket" => {
-                let le = match s.label("le") {
-                    Some("+Inf") => f64::INFINITY,
-                    Some(le) => match le.parse() {
-                        Ok(le) => le,
-                        Err(_) => return,
-                    },
-                    None => return,
-                };
-                self.buckets
-                    .entry((label("route"), label("method")))
-                    .or_default()
-                    .push((le, s.value));
-            }
-            "breaker_state" => {
-                self.breaker_state.insert(label("breaker"), s.value);
-            }
-            "breaker_calls_total" => {
-                self.breaker_calls
-                    .insert((label("breaker"), label("outcome")), s.value);
-            }
-            _ => {}
+        let name = s.name.as_str();
+        let counter = |family: &str| name.strip_suffix("_total") == Some(family);
+        if counter(names::HTTP_SERVER_REQUESTS) {
+            self.requests
+                .insert((label("route"), label("method"), label("status")), s.value);
+        } else if name.strip_suffix("_bucket") == Some(names::HTTP_SERVER_REQUEST_DURATION) {
+            let le = match s.label("le") {
+                Some("+Inf") => f64::INFINITY,
+                Some(le) => match le.parse() {
+                    Ok(le) => le,
+                    Err(_) => return,
+                },
+                None => return,
+            };
+            self.buckets
+                .entry((label("route"), label("method")))
+                .or_default()
+                .push((le, s.value));
+        } else if name == names::BREAKER_STATE {
+            self.breaker_state.insert(label("breaker"), s.value);
+        } else if counter(names::BREAKER_CALLS) {
+            self.breaker_calls
+                .insert((label("breaker"), label("outcome")), s.value);
         }
     }
 
@@ -319,6 +316,33 @@ fn quantile(q: f64, now: &[(f64, f64)], before: Option<&Vec<(f64, f64)>>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Renaming a metric in kit must not silently empty the dashboard: a
+    /// real registry, fed by the real layer, is what the frame must read.
+    #[tokio::test]
+    async fn every_family_the_dashboard_reads_is_in_a_real_exposition() {
+        use tower::ServiceExt;
+        let registry = kit::metrics::Registry::new();
+        let _breakers = kit::resilience::Breakers::new(&registry);
+        let app = axum::Router::new()
+            .route("/api/v1/articles", axum::routing::get(|| async { "[]" }))
+            .layer(kit::metrics::HttpMetricsLayer::new(
+                kit::metrics::HttpMetrics::new(&registry),
+            ));
+        let request = axum::http::Request::get("/api/v1/articles")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        app.oneshot(request).await.unwrap();
+
+        let text = registry.encode();
+        let frame = Frame::from_exposition(&text, 0);
+        assert_eq!(frame.total_requests(), 1.0, "{text}");
+        assert!(!frame.buckets.is_empty(), "{text}");
+        // No breaker has been used yet: the families are declared, empty.
+        for family in [names::BREAKER_STATE, names::BREAKER_CALLS] {
+            assert!(text.contains(&format!("# TYPE {family} ")), "{text}");
+        }
+    }
 
     fn exposition(ok: u64, fast: u64, slow: u64) -> String {
         let total = fast + slow;

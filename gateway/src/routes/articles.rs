@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use proto::content::v1::{CreateArticleRequest, ListArticlesRequest};
+use proto::content::v1::ListArticlesRequest;
 
 use super::{AUTHORS, COMMENTS, optional};
 use crate::auth::AuthUser;
@@ -35,26 +35,8 @@ pub async fn create_article(
     user: AuthUser,
     JsonBody(body): JsonBody<CreateArticle>,
 ) -> Result<(StatusCode, Json<Article>), ApiError> {
-    let article = state
-        .backends
-        .content
-        .clone()
-        .create_article(CreateArticleRequest {
-            author_id: user.id,
-            title: body.title,
-            body: body.body,
-        })
-        .await?
-        .into_inner()
-        .article
-        .ok_or_else(|| ApiError::Internal("CreateArticle answered without an article".into()))?;
-    let mut article = Article::from_proto(article);
-    article.author = state
-        .backends
-        .users([user.id])
-        .await
-        .ok()
-        .and_then(|users| users.get(&user.id).map(Author::from_proto));
+    let mut article = state.backends.create_article(user.id, body).await?;
+    article.author = state.backends.author(user.id).await;
     article.comment_count = Some(0);
     Ok((StatusCode::CREATED, Json(article)))
 }
@@ -83,7 +65,7 @@ pub async fn list_articles(
     let backends = &state.backends;
     let page = backends
         .list_articles(ListArticlesRequest {
-            page_size: page_size(query.limit)?,
+            page_size: super::page_size(query.limit)?,
             page_token: query.cursor.unwrap_or_default(),
         })
         .await?;
@@ -156,15 +138,4 @@ pub async fn get_article(
         comments: comments_with_authors(comments.unwrap_or_default(), &users),
         degraded,
     }))
-}
-
-/// `limit` as a page size: 1–100, default 20.
-pub fn page_size(limit: Option<u32>) -> Result<i32, ApiError> {
-    match limit {
-        None => Ok(20),
-        Some(n @ 1..=100) => Ok(n as i32),
-        Some(n) => Err(ApiError::InvalidArgument(format!(
-            "limit must be between 1 and 100, got {n}"
-        ))),
-    }
 }

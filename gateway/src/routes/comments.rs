@@ -1,15 +1,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use proto::comment::v1::{CreateCommentRequest, ListCommentsRequest};
+use proto::comment::v1::ListCommentsRequest;
 
-use super::articles::page_size;
-use super::{AUTHORS, optional};
+use super::{AUTHORS, optional, page_size};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::models::{
-    Author, Comment, CommentPage, CreateComment, PageQuery, comments_with_authors, next_cursor,
+    Comment, CommentPage, CreateComment, PageQuery, comments_with_authors, next_cursor,
 };
 use crate::state::AppState;
 
@@ -34,26 +33,11 @@ pub async fn create_comment(
     PathParams(article_id): PathParams<i64>,
     JsonBody(body): JsonBody<CreateComment>,
 ) -> Result<(StatusCode, Json<Comment>), ApiError> {
-    let comment = state
+    let mut comment = state
         .backends
-        .comment
-        .clone()
-        .create_comment(CreateCommentRequest {
-            article_id,
-            author_id: user.id,
-            body: body.body,
-        })
-        .await?
-        .into_inner()
-        .comment
-        .ok_or_else(|| ApiError::Internal("CreateComment answered without a comment".into()))?;
-    let mut comment = Comment::from_proto(comment);
-    comment.author = state
-        .backends
-        .users([user.id])
-        .await
-        .ok()
-        .and_then(|users| users.get(&user.id).map(Author::from_proto));
+        .create_comment(article_id, user.id, body)
+        .await?;
+    comment.author = state.backends.author(user.id).await;
     Ok((StatusCode::CREATED, Json(comment)))
 }
 

@@ -75,6 +75,13 @@ pub fn api(body_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, openapi)
 }
 
+/// `?limit=` as a list RPC's page size (the rule is `kit::pagination`'s).
+pub(crate) fn page_size(limit: Option<u32>) -> Result<i32, ApiError> {
+    let size = kit::pagination::limit(limit).map_err(|e| ApiError::InvalidArgument(e.0))?;
+    // At most MAX_SIZE, so it fits.
+    Ok(size as i32)
+}
+
 /// Parts of an answer a failed low-priority call leaves out.
 pub(crate) const AUTHORS: &str = "authors";
 pub(crate) const COMMENTS: &str = "comments";

@@ -1,6 +1,5 @@
 use axum::Json;
 use axum::extract::State;
-use proto::user::v1::AuthenticateRequest;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
@@ -22,18 +21,7 @@ pub async fn create_session(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateSession>,
 ) -> Result<Json<Session>, ApiError> {
-    let user = state
-        .backends
-        .user
-        .clone()
-        .authenticate(AuthenticateRequest {
-            username: body.username,
-            password: body.password,
-        })
-        .await?
-        .into_inner()
-        .user
-        .ok_or_else(|| ApiError::Internal("Authenticate answered without a user".into()))?;
+    let user = state.backends.authenticate(body).await?;
     let (token, expires) = state.tokens.issue(user.id, &user.username)?;
     Ok(Json(Session {
         token,

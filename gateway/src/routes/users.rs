@@ -1,7 +1,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use proto::user::v1::{CreateUserRequest, GetUserRequest};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams};
@@ -25,20 +24,8 @@ pub async fn create_user(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    let user = state
-        .backends
-        .user
-        .clone()
-        .create_user(CreateUserRequest {
-            username: body.username,
-            password: body.password,
-            display_name: body.display_name,
-        })
-        .await?
-        .into_inner()
-        .user
-        .ok_or_else(|| ApiError::Internal("CreateUser answered without a user".into()))?;
-    Ok((StatusCode::CREATED, Json(User::from_proto(user))))
+    let user = state.backends.create_user(body).await?;
+    Ok((StatusCode::CREATED, Json(user)))
 }
 
 /// Fetch one user.
@@ -56,14 +43,5 @@ pub async fn get_user(
     State(state): State<AppState>,
     PathParams(id): PathParams<i64>,
 ) -> Result<Json<User>, ApiError> {
-    let user = state
-        .backends
-        .user
-        .clone()
-        .get_user(GetUserRequest { id })
-        .await?
-        .into_inner()
-        .user
-        .ok_or_else(|| ApiError::Internal("GetUser answered without a user".into()))?;
-    Ok(Json(User::from_proto(user)))
+    Ok(Json(state.backends.user(id).await?))
 }

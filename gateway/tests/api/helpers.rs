@@ -3,7 +3,6 @@
 //! fresh database.
 
 use gateway::settings::{CONFIG_DIR, Settings};
-use gateway::startup::Gateway;
 use kit::db::Backend;
 use kit::testing::{self, RunningServer};
 use reqwest::{Client, Response, StatusCode};
@@ -21,7 +20,7 @@ pub struct TestStack {
     pub content_settings: content::settings::Settings,
     comment_settings: comment::settings::Settings,
     gateway_stop: Option<oneshot::Sender<()>>,
-    gateway: Option<JoinHandle<anyhow::Result<()>>>,
+    gateway: Option<JoinHandle<Result<(), kit::server::ServerError>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -98,7 +97,7 @@ pub async fn spawn_stack_with(
     settings.platform.shutdown.propagation_delay = std::time::Duration::ZERO;
     settings.admin_token = Some(ADMIN_TOKEN.into());
     configure(&mut settings);
-    let gateway = Gateway::build(settings).await.unwrap();
+    let gateway = gateway::startup::build(settings).await.unwrap();
     let base = format!("http://{}", gateway.local_addr());
     let admin = format!("http://{}", gateway.admin_addr());
     let (gateway_stop, stopped) = oneshot::channel::<()>();

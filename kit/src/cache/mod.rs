@@ -7,7 +7,7 @@
 //! cache only ever saves queries:
 //!
 //! - a cache that fails or times out is a miss (logged, counted, bypassed);
-//! - concurrent misses of one key cost one load ([`flight`]);
+//! - concurrent misses of one key cost one load (`flight.rs`);
 //! - a load that found nothing is cached for `negative_ttl`, so ids that do
 //!   not exist cannot hammer the database;
 //! - every TTL carries random jitter, so keys written together do not all

@@ -58,7 +58,7 @@ pub struct Endpoint {
     in_flight: AtomicUsize,
     /// Consecutive connection failures.
     failures: AtomicU32,
-    /// Nanoseconds since [`epoch`] before which this endpoint is skipped.
+    /// Time ([`crate::time::monotonic_nanos`]) before which this endpoint is skipped.
     ejected_until: AtomicU64,
     ejection_base: Duration,
     ejection_max: Duration,

@@ -4,7 +4,9 @@
 
 pub mod grpc;
 pub mod http;
+pub mod names;
 mod process;
+pub mod recorder;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};

@@ -143,7 +143,7 @@ impl Collector for Breakers {
         let counter = ConstCounter::new(0u64);
 
         let mut family = encoder.encode_descriptor(
-            "breaker_state",
+            crate::metrics::names::BREAKER_STATE,
             "Circuit state: 0 closed, 1 open, 2 half-open",
             None,
             gauge.metric_type(),
@@ -154,7 +154,7 @@ impl Collector for Breakers {
         }
 
         let mut family = encoder.encode_descriptor(
-            "breaker_calls",
+            crate::metrics::names::BREAKER_CALLS,
             "Calls through a breaker by outcome",
             None,
             counter.metric_type(),

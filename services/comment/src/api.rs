@@ -16,8 +16,6 @@ use crate::error::Error;
 use crate::repository::{Comment, CommentRepository};
 
 const BODY_MAX: usize = 5_000;
-const PAGE_DEFAULT: u32 = 20;
-const PAGE_MAX: u32 = 100;
 /// Most article ids one `CountComments` may ask for.
 pub const MAX_BATCH: usize = 500;
 
@@ -93,12 +91,7 @@ impl CommentService for CommentApi {
     ) -> Result<Response<pb::ListCommentsResponse>, Status> {
         let request = request.into_inner();
         let article_id = positive("article_id", request.article_id)?;
-        let page = Page::parse(
-            request.page_size,
-            &request.page_token,
-            PAGE_DEFAULT,
-            PAGE_MAX,
-        )?;
+        let page = Page::request(request.page_size, &request.page_token)?;
         let mut comments = self.comments.page(article_id, &page).await?;
         let next_page_token = page.finish(&mut comments, |c| c.id);
         Ok(Response::new(pb::ListCommentsResponse {
@@ -156,7 +149,7 @@ mod tests {
     #[test]
     fn the_largest_comment_page_fits_the_default_message_limit() {
         let per_comment = BODY_MAX * 4 + 64;
-        let largest_page = per_comment * PAGE_MAX as usize;
+        let largest_page = per_comment * kit::pagination::MAX_SIZE as usize;
         let limit = kit::messages::MessageLimits::default().max_decoding_bytes;
         assert!(largest_page * 2 <= limit, "{largest_page} bytes vs {limit}");
     }

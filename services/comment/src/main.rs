@@ -1,7 +1,7 @@
 use comment::settings::{CONFIG_DIR, Settings};
 
-// mimalloc returns freed memory to the system; glibc keeps per-thread
-// arenas (argon2's 19 MiB per hash stayed resident on every blocking thread).
+// mimalloc returns freed memory to the system; glibc keeps per-thread arenas
+// that hold on to the peaks of request, query and response buffers.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

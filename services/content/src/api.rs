@@ -14,8 +14,6 @@ use crate::repository::{Article, ArticleRepository, ArticleSummary};
 
 const TITLE_MAX: usize = 200;
 const BODY_MAX: usize = 100_000;
-const PAGE_DEFAULT: u32 = 20;
-const PAGE_MAX: u32 = 100;
 
 pub struct ContentApi {
     articles: ArticleRepository,
@@ -67,7 +65,7 @@ impl ContentService for ContentApi {
         let author_id = positive("author_id", request.author_id)?;
         let title = text("title", &request.title, TITLE_MAX)?;
         let body = text("body", &request.body, BODY_MAX)?;
-        let sizes: Vec<i64> = (1..=i64::from(PAGE_MAX)).collect();
+        let sizes: Vec<i64> = (1..=i64::from(kit::pagination::MAX_SIZE)).collect();
         // Armed before the insert: a caller that goes away after the commit
         // cannot leave the old front page cached.
         let article = self
@@ -100,12 +98,7 @@ impl ContentService for ContentApi {
         request: Request<pb::ListArticlesRequest>,
     ) -> Result<Response<pb::ListArticlesResponse>, Status> {
         let request = request.into_inner();
-        let page = Page::parse(
-            request.page_size,
-            &request.page_token,
-            PAGE_DEFAULT,
-            PAGE_MAX,
-        )?;
+        let page = Page::request(request.page_size, &request.page_token)?;
         let response = match page.before {
             None => self.first_page(page).await?,
             Some(_) => self.page(page).await?,

@@ -1,10 +1,6 @@
 //! Per-method request counts (by gRPC status), latency histograms and
 //! in-flight gauges, for both sides of a gRPC call.
 
-mod future;
-mod layer;
-mod service;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,11 +10,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
+use super::recorder::{Answered, MetricsLayer, MetricsService, Recorder};
 use super::{Interner, LATENCY_BUCKETS, Registry};
 
-pub use future::ResponseFuture;
-pub use layer::GrpcMetricsLayer;
-pub use service::GrpcMetricsService;
+/// Records every call passing through into a [`GrpcMetrics`].
+pub type GrpcMetricsLayer = MetricsLayer<GrpcMetrics>;
+pub type GrpcMetricsService<S> = MetricsService<S, GrpcMetrics>;
 
 /// Most distinct method names a process labels before calling the rest `other`.
 const MAX_METHODS: usize = 512;
@@ -136,9 +133,13 @@ impl GrpcMetrics {
             }
         }
     }
+}
 
-    fn start(&self, path: &str) -> InFlight {
-        let method = self.label(path);
+impl Recorder for GrpcMetrics {
+    type InFlight = InFlight;
+
+    fn start<B>(&self, request: &http::Request<B>) -> InFlight {
+        let method = self.label(request.uri().path());
         self.inner
             .in_flight
             .get_or_create(&MethodLabels { method })
@@ -156,19 +157,25 @@ impl GrpcMetrics {
 /// dropped unfinished (the caller went away, a deadline passed above it)
 /// counts as CANCELLED, so abandoned work is visible.
 #[derive(Debug)]
-struct InFlight {
+pub struct InFlight {
     metrics: GrpcMetrics,
     method: &'static str,
     started: tokio::time::Instant,
     finished: bool,
 }
 
-impl InFlight {
-    fn finish(&mut self, code: &'static str) {
+impl Answered for InFlight {
+    fn answered<B, E>(&mut self, result: &Result<http::Response<B>, E>) {
+        let code = match result {
+            Ok(response) => response_code(response.headers()),
+            Err(_) => self.metrics.inner.error_code,
+        };
         self.finished = true;
         self.record(code, self.started.elapsed());
     }
+}
 
+impl InFlight {
     fn record(&self, code: &'static str, elapsed: Duration) {
         let inner = &self.metrics.inner;
         inner

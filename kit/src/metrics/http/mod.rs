@@ -6,10 +6,6 @@
 //! million random paths adds no series, they are all `route="unmatched"`.
 //! Apply the layer with `Router::layer`, which runs it after routing.
 
-mod future;
-mod layer;
-mod service;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,11 +15,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
+use super::recorder::{Answered, MetricsLayer, MetricsService, Recorder};
 use super::{Interner, LATENCY_BUCKETS, Registry};
 
-pub use future::ResponseFuture;
-pub use layer::HttpMetricsLayer;
-pub use service::HttpMetricsService;
+/// Records every request passing through into an [`HttpMetrics`].
+pub type HttpMetricsLayer = MetricsLayer<HttpMetrics>;
+pub type HttpMetricsService<S> = MetricsService<S, HttpMetrics>;
 
 /// Most distinct route templates labelled; a router has far fewer.
 const MAX_ROUTES: usize = 256;
@@ -69,17 +66,17 @@ impl HttpMetrics {
             in_flight: Gauge::default(),
         };
         registry.register(
-            "http_server_requests",
+            super::names::HTTP_SERVER_REQUESTS,
             "HTTP requests by route template, method and status",
             inner.requests.clone(),
         );
         registry.register(
-            "http_server_request_duration_seconds",
+            super::names::HTTP_SERVER_REQUEST_DURATION,
             "HTTP request latency by route template and method",
             inner.duration.clone(),
         );
         registry.register(
-            "http_server_in_flight_requests",
+            super::names::HTTP_SERVER_IN_FLIGHT,
             "HTTP requests currently being handled",
             inner.in_flight.clone(),
         );
@@ -87,6 +84,10 @@ impl HttpMetrics {
             inner: Arc::new(inner),
         }
     }
+}
+
+impl Recorder for HttpMetrics {
+    type InFlight = InFlight;
 
     fn start<B>(&self, request: &http::Request<B>) -> InFlight {
         let route = request
@@ -98,6 +99,7 @@ impl HttpMetrics {
             metrics: self.clone(),
             route,
             method: method_label(request.method()),
+            started: tokio::time::Instant::now(),
         }
     }
 }
@@ -119,14 +121,26 @@ fn method_label(method: &http::Method) -> &'static str {
 /// One request being counted; undoes the in-flight count even when the
 /// request future is dropped unfinished (client gone, timeout).
 #[derive(Debug)]
-struct InFlight {
+pub struct InFlight {
     metrics: HttpMetrics,
     route: &'static str,
     method: &'static str,
+    started: tokio::time::Instant,
+}
+
+impl Answered for InFlight {
+    fn answered<B, E>(&mut self, result: &Result<http::Response<B>, E>) {
+        let status = match result {
+            Ok(response) => response.status().as_u16(),
+            // The server answers an unhandled service error with a 500.
+            Err(_) => 500,
+        };
+        self.record(status, self.started.elapsed());
+    }
 }
 
 impl InFlight {
-    fn finish(&self, status: u16, elapsed: Duration) {
+    fn record(&self, status: u16, elapsed: Duration) {
         let inner = &self.metrics.inner;
         inner
             .requests

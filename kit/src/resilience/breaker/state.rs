@@ -214,7 +214,7 @@ pub struct Circuit {
     /// A packed [`Word`].
     word: AtomicU64,
     force: AtomicU8,
-    /// When the circuit last opened, in nanoseconds on [`clock`].
+    /// When the circuit last opened, in nanoseconds on [`crate::time::monotonic_nanos`].
     opened_at: AtomicU64,
     /// `stripes × buckets` cells, stripe-major.
     cells: Box<[CachePadded<Cell>]>,

@@ -2,27 +2,28 @@ use std::task::{Context, Poll};
 
 use tower::Service;
 
-use super::{HttpMetrics, ResponseFuture};
+use super::{Recorder, ResponseFuture};
 
 #[derive(Clone, Debug)]
-pub struct HttpMetricsService<S> {
+pub struct MetricsService<S, R> {
     inner: S,
-    metrics: HttpMetrics,
+    metrics: R,
 }
 
-impl<S> HttpMetricsService<S> {
-    pub fn new(inner: S, metrics: HttpMetrics) -> Self {
+impl<S, R: Recorder> MetricsService<S, R> {
+    pub fn new(inner: S, metrics: R) -> Self {
         Self { inner, metrics }
     }
 }
 
-impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for HttpMetricsService<S>
+impl<S, R, ReqBody, ResBody> Service<http::Request<ReqBody>> for MetricsService<S, R>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    R: Recorder,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, R::InFlight>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

@@ -1,0 +1,18 @@
+//! Names of the metric families kit registers, shared by the code that
+//! registers them and the code that reads them back (the gateway's
+//! dashboard, alert rules in tests): renaming one here renames both, and a
+//! test there fails if a name it reads is not in a real exposition.
+//!
+//! These are family names as registered; the exposition adds `_total` to
+//! counters and `_bucket`, `_sum`, `_count` to histograms.
+
+/// Counter: HTTP requests by `route`, `method`, `status`.
+pub const HTTP_SERVER_REQUESTS: &str = "http_server_requests";
+/// Histogram: HTTP request latency by `route`, `method`.
+pub const HTTP_SERVER_REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+/// Gauge: HTTP requests being handled.
+pub const HTTP_SERVER_IN_FLIGHT: &str = "http_server_in_flight_requests";
+/// Gauge: circuit state by `breaker` (0 closed, 1 open, 2 half-open).
+pub const BREAKER_STATE: &str = "breaker_state";
+/// Counter: calls through a breaker by `breaker`, `outcome`.
+pub const BREAKER_CALLS: &str = "breaker_calls";
