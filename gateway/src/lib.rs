@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod backends;
+pub mod cache;
 mod contract;
 pub mod cors;
 pub mod dashboard;

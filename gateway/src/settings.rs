@@ -19,6 +19,8 @@ pub struct Settings {
     pub services: ServiceNames,
     /// Retries of idempotent reads (the only place that retries).
     pub retry: kit::resilience::retry::RetrySettings,
+    /// The micro-cache of anonymous hot reads (`crate::cache`).
+    pub cache: crate::cache::CacheSettings,
     /// Bearer token for the operator API on the admin port
     /// (`/admin/breakers`); without one that API answers 403.
     pub admin_token: Option<SecretString>,
@@ -145,6 +147,8 @@ pub enum SettingsError {
     Limits(#[from] kit::messages::InvalidLimits),
     #[error(transparent)]
     Cors(#[from] crate::cors::InvalidCors),
+    #[error(transparent)]
+    Cache(#[from] crate::cache::InvalidCache),
 }
 
 impl Settings {
@@ -166,6 +170,7 @@ impl Settings {
             .validate("platform.channel.messages")?;
         self.platform.readiness.validate(&self.services.all())?;
         crate::cors::layer(&self.http.cors)?;
+        self.cache.validate(crate::routes::CACHEABLE)?;
         Ok(())
     }
 }

@@ -48,7 +48,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<HttpServer> {
         services: settings.services.clone(),
         accepting: server.accepting(),
     };
-    let (api, mut openapi) = routes::api(settings.http.body_limit_bytes);
+    let cache = crate::cache::Store::new(&settings.cache, &registry);
+    let (api, mut openapi) = routes::api(settings.http.body_limit_bytes, &cache);
     openapi.servers = Some(docs::servers(&settings.http, server.local_addr()));
     let router = api.merge(docs::router(openapi)).with_state(state.clone());
     let admin = crate::dashboard::router(registry.clone(), resolver, server.admin_stop()).merge(

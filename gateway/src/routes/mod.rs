@@ -14,6 +14,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::cache::{MicroCache, Store};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -56,8 +57,16 @@ pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
 pub const PROBES: [&str; 2] = [HEALTHZ, READYZ];
 
+/// The GET routes the micro-cache may answer (`cache.routes` names some of
+/// them): anonymous reads whose answer depends only on the path and query.
+pub const CACHEABLE: &[&str] = &[
+    "/api/v1/articles",
+    "/api/v1/articles/{id}",
+    "/api/v1/articles/{id}/comments",
+];
+
 /// The API routes and the OpenAPI document describing them.
-pub fn api(body_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+pub fn api(body_limit: usize, cache: &Store) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(users::create_user))
         .routes(routes!(users::get_user))
@@ -71,6 +80,9 @@ pub fn api(body_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .route(READYZ, axum::routing::get(health::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Around each route, after matching: it keys copies by the matched
+        // template and answers hits before any extractor or handler runs.
+        .layer(MicroCache::layer(cache))
         .layer(DefaultBodyLimit::max(body_limit));
     (router, openapi)
 }

@@ -16,3 +16,18 @@ pub const HTTP_SERVER_IN_FLIGHT: &str = "http_server_in_flight_requests";
 pub const BREAKER_STATE: &str = "breaker_state";
 /// Counter: calls through a breaker by `breaker`, `outcome`.
 pub const BREAKER_CALLS: &str = "breaker_calls";
+/// Counter: answers of the gateway's micro-cache by `route` (template) and
+/// `outcome`: `hit` (fresh copy), `coalesced` (waited for another request's
+/// load), `stale` (served stale while one refresh runs), `stale_if_error`
+/// (the backend failed, the last good copy was served), `miss` (this request
+/// loaded), `bypass` (carried `Authorization`).
+pub const HTTP_CACHE_REQUESTS: &str = "http_cache_requests";
+/// Counter: background refreshes of a stale copy, by `route`.
+pub const HTTP_CACHE_REFRESHES: &str = "http_cache_refreshes";
+/// Counter: copies dropped, by `route` and `cause`: `write` (a write through
+/// this gateway changed it), `size` (the memory bound), `expired`.
+pub const HTTP_CACHE_EVICTIONS: &str = "http_cache_evictions";
+/// Gauge: bytes of answers held, by `route`.
+pub const HTTP_CACHE_BYTES: &str = "http_cache_bytes";
+/// Gauge: answers held, by `route`.
+pub const HTTP_CACHE_ENTRIES: &str = "http_cache_entries";
