@@ -31,6 +31,14 @@ pub struct Frame {
     breaker_state: BTreeMap<String, f64>,
     /// (breaker, outcome) → calls so far.
     breaker_calls: HashMap<Key2, f64>,
+    /// (route, outcome) → micro-cache answers so far.
+    cache_requests: HashMap<Key2, f64>,
+    /// route → background refreshes so far.
+    cache_refreshes: HashMap<String, f64>,
+    /// route → copies evicted so far (every cause).
+    cache_evictions: HashMap<String, f64>,
+    /// route → bytes held now.
+    cache_bytes: BTreeMap<String, f64>,
 }
 
 impl Frame {
@@ -81,6 +89,15 @@ impl Frame {
         } else if counter(names::BREAKER_CALLS) {
             self.breaker_calls
                 .insert((label("breaker"), label("outcome")), s.value);
+        } else if counter(names::HTTP_CACHE_REQUESTS) {
+            self.cache_requests
+                .insert((label("route"), label("outcome")), s.value);
+        } else if counter(names::HTTP_CACHE_REFRESHES) {
+            *self.cache_refreshes.entry(label("route")).or_default() += s.value;
+        } else if counter(names::HTTP_CACHE_EVICTIONS) {
+            *self.cache_evictions.entry(label("route")).or_default() += s.value;
+        } else if name == names::HTTP_CACHE_BYTES {
+            self.cache_bytes.insert(label("route"), s.value);
         }
     }
 
@@ -105,6 +122,28 @@ pub struct Snapshot {
     pub statuses: Vec<StatusCount>,
     pub breakers: Vec<BreakerStats>,
     pub services: Vec<ServiceInstances>,
+    /// Share of cacheable answers served without a load of their own, over
+    /// the window (`None` before any).
+    pub cache_hit_ratio: Option<f64>,
+    /// The micro-cache per route.
+    pub cache: Vec<CacheStats>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CacheStats {
+    pub route: String,
+    /// (hit + coalesced + stale + stale_if_error) / (those + miss) over the
+    /// window; requests with `Authorization` (bypass) are not counted.
+    pub hit_ratio: Option<f64>,
+    pub hits: f64,
+    pub misses: f64,
+    /// Stale copies served (while revalidating or standing in for errors).
+    pub stale: f64,
+    pub bypass: f64,
+    pub refreshes: f64,
+    pub evictions: f64,
+    /// Held now.
+    pub bytes: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -250,6 +289,42 @@ impl Window {
             })
             .collect();
 
+        let mut per_route: BTreeMap<String, CacheStats> = BTreeMap::new();
+        for ((route, outcome), now) in &newest.cache_requests {
+            let key = (route.clone(), outcome.clone());
+            let delta = now - oldest.cache_requests.get(&key).unwrap_or(&0.0);
+            let stats = per_route
+                .entry(route.clone())
+                .or_insert_with(|| CacheStats {
+                    route: route.clone(),
+                    hit_ratio: None,
+                    hits: 0.0,
+                    misses: 0.0,
+                    stale: 0.0,
+                    bypass: 0.0,
+                    refreshes: newest.cache_refreshes.get(route).unwrap_or(&0.0)
+                        - oldest.cache_refreshes.get(route).unwrap_or(&0.0),
+                    evictions: newest.cache_evictions.get(route).unwrap_or(&0.0)
+                        - oldest.cache_evictions.get(route).unwrap_or(&0.0),
+                    bytes: newest.cache_bytes.get(route).copied().unwrap_or(0.0),
+                });
+            match outcome.as_str() {
+                "hit" | "coalesced" => stats.hits += delta,
+                "stale" | "stale_if_error" => stats.stale += delta,
+                "miss" => stats.misses += delta,
+                "bypass" => stats.bypass += delta,
+                _ => {}
+            }
+        }
+        let (mut cached, mut looked_up) = (0.0, 0.0);
+        for stats in per_route.values_mut() {
+            let from_cache = stats.hits + stats.stale;
+            let total = from_cache + stats.misses;
+            stats.hit_ratio = (total > 0.0).then(|| from_cache / total);
+            cached += from_cache;
+            looked_up += total;
+        }
+
         Snapshot {
             seq: self.seq,
             at_ms: newest.at_ms,
@@ -269,6 +344,8 @@ impl Window {
                 .collect(),
             breakers,
             services,
+            cache_hit_ratio: (looked_up > 0.0).then(|| cached / looked_up),
+            cache: per_route.into_values().collect(),
         }
     }
 }
@@ -318,26 +395,46 @@ mod tests {
     use super::*;
 
     /// Renaming a metric in kit must not silently empty the dashboard: a
-    /// real registry, fed by the real layer, is what the frame must read.
+    /// real registry, fed by the real layers, is what the frame must read.
     #[tokio::test]
     async fn every_family_the_dashboard_reads_is_in_a_real_exposition() {
         use tower::ServiceExt;
         let registry = kit::metrics::Registry::new();
         let _breakers = kit::resilience::Breakers::new(&registry);
+        let mut settings = crate::cache::CacheSettings::default();
+        for policy in settings.routes.values_mut() {
+            policy.ttl = std::time::Duration::ZERO;
+        }
+        let cache = crate::cache::Store::new(&settings, &registry);
         let app = axum::Router::new()
-            .route("/api/v1/articles", axum::routing::get(|| async { "[]" }))
+            .route(
+                "/api/v1/articles",
+                axum::routing::get(|| async { "{}" }).post(|| async { "{}" }),
+            )
+            .layer(crate::cache::MicroCache::layer(&cache))
             .layer(kit::metrics::HttpMetricsLayer::new(
                 kit::metrics::HttpMetrics::new(&registry),
             ));
-        let request = axum::http::Request::get("/api/v1/articles")
-            .body(axum::body::Body::empty())
-            .unwrap();
-        app.oneshot(request).await.unwrap();
+        // A miss, a stale answer and its refresh, a write that evicts, a
+        // read that finds the copy evicted.
+        for method in ["GET", "GET", "POST", "GET"] {
+            let request = axum::http::Request::builder()
+                .method(method)
+                .uri("/api/v1/articles")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            app.clone().oneshot(request).await.unwrap();
+            tokio::task::yield_now().await;
+        }
 
         let text = registry.encode();
         let frame = Frame::from_exposition(&text, 0);
-        assert_eq!(frame.total_requests(), 1.0, "{text}");
+        assert_eq!(frame.total_requests(), 4.0, "{text}");
         assert!(!frame.buckets.is_empty(), "{text}");
+        assert!(!frame.cache_requests.is_empty(), "{text}");
+        assert!(!frame.cache_refreshes.is_empty(), "{text}");
+        assert!(!frame.cache_evictions.is_empty(), "{text}");
+        assert!(!frame.cache_bytes.is_empty(), "{text}");
         // No breaker has been used yet: the families are declared, empty.
         for family in [names::BREAKER_STATE, names::BREAKER_CALLS] {
             assert!(text.contains(&format!("# TYPE {family} ")), "{text}");
@@ -404,6 +501,33 @@ mod tests {
             .collect();
         assert_eq!(statuses, ["200"]);
         assert_eq!(snapshot.requests, 10.0);
+    }
+
+    #[test]
+    fn the_hit_ratio_counts_every_answer_that_cost_no_load_of_its_own() {
+        let cache = |hit: u64, stale: u64, miss: u64, bypass: u64| {
+            format!(
+                "http_cache_requests_total{{route=\"/api/v1/articles\",outcome=\"hit\"}} {hit}\n\
+                 http_cache_requests_total{{route=\"/api/v1/articles\",outcome=\"stale_if_error\"}} {stale}\n\
+                 http_cache_requests_total{{route=\"/api/v1/articles\",outcome=\"miss\"}} {miss}\n\
+                 http_cache_requests_total{{route=\"/api/v1/articles\",outcome=\"bypass\"}} {bypass}\n\
+                 http_cache_bytes{{route=\"/api/v1/articles\"}} 4096\n"
+            )
+        };
+        let mut window = Window::default();
+        window.push(Frame::from_exposition(&cache(10, 0, 10, 0), 0));
+        window.push(Frame::from_exposition(&cache(80, 10, 20, 50), 10_000));
+        let snapshot = window.snapshot(vec![]);
+        // 70 hits and 10 stale of 90 looked up; bypasses are not lookups.
+        let ratio = snapshot.cache_hit_ratio.unwrap();
+        assert!((ratio - 80.0 / 90.0).abs() < 1e-9, "{ratio}");
+        let route = &snapshot.cache[0];
+        assert_eq!(route.route, "/api/v1/articles");
+        assert_eq!(
+            (route.hits, route.stale, route.misses, route.bypass),
+            (70.0, 10.0, 10.0, 50.0)
+        );
+        assert_eq!(route.bytes, 4096.0);
     }
 
     #[test]
