@@ -45,11 +45,21 @@ pub enum ApiError {
     Unavailable {
         detail: String,
         retry_after: Option<Duration>,
+        cause: UnavailableCause,
     },
     #[error("timed out: {0}")]
     Timeout(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why a dependency could not serve: the call was shed by our own
+/// protection (an open breaker, a full bulkhead) or the dependency failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnavailableCause {
+    BreakerOpen,
+    BulkheadFull,
+    Backend,
 }
 
 /// The body of every error response.
@@ -136,6 +146,13 @@ impl From<tonic::Status> for ApiError {
             Code::Unavailable | Code::Cancelled => Self::Unavailable {
                 detail: format!("{:?}: {message}", status.code()),
                 retry_after: Some(retry_after(&status)),
+                cause: if breaker_open(&status).is_some() {
+                    UnavailableCause::BreakerOpen
+                } else if caused_by::<kit::resilience::BulkheadFull>(&status).is_some() {
+                    UnavailableCause::BulkheadFull
+                } else {
+                    UnavailableCause::Backend
+                },
             },
             Code::DeadlineExceeded => Self::Timeout(message),
             Code::Ok | Code::Unknown | Code::Unimplemented | Code::Internal | Code::DataLoss => {
@@ -154,20 +171,64 @@ fn retry_after(status: &tonic::Status) -> Duration {
 
 /// The open breaker that rejected this call, if that is why it failed.
 pub(crate) fn breaker_open(status: &tonic::Status) -> Option<&kit::resilience::BreakerOpen> {
+    caused_by(status)
+}
+
+/// The error of type `T` among the sources of `status`.
+fn caused_by<T: std::error::Error + 'static>(status: &tonic::Status) -> Option<&T> {
     let mut source = std::error::Error::source(status);
     while let Some(error) = source {
-        if let Some(open) = error.downcast_ref::<kit::resilience::BreakerOpen>() {
-            return Some(open);
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found);
         }
         source = error.source();
     }
     None
 }
 
+/// How often a kind of failure that arrives with every request during an
+/// outage or a spike is logged (a summary with the count held back).
+const SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs a failure that can come with every request (a shed call, a dead or
+/// slow dependency) at most once per [`SUMMARY_EVERY`] per cause: during a
+/// spike a line (and, with a Sentry DSN, an error report) per rejected
+/// request would cost more CPU than the requests. Each rejection is counted
+/// already: `breaker_calls_total{outcome="rejected"|"short_circuited"}` per
+/// method and `http_server_requests_total{status}` per route. Shedding is
+/// the protection working, so it is a warning; a dependency that fails or
+/// times out is an error, once per interval.
+fn log_summary(error: &ApiError) {
+    use kit::telemetry::LogEvery;
+    static BREAKER_OPEN: LogEvery = LogEvery::new(SUMMARY_EVERY);
+    static BULKHEAD_FULL: LogEvery = LogEvery::new(SUMMARY_EVERY);
+    static BACKEND: LogEvery = LogEvery::new(SUMMARY_EVERY);
+    static TIMEOUT: LogEvery = LogEvery::new(SUMMARY_EVERY);
+    let (every, cause) = match error {
+        ApiError::Unavailable { cause, .. } => match cause {
+            UnavailableCause::BreakerOpen => (&BREAKER_OPEN, "breaker_open"),
+            UnavailableCause::BulkheadFull => (&BULKHEAD_FULL, "bulkhead_full"),
+            UnavailableCause::Backend => (&BACKEND, "unavailable"),
+        },
+        _ => (&TIMEOUT, "timeout"),
+    };
+    let Some(suppressed) = every.check() else {
+        return;
+    };
+    let status = error.status().as_u16();
+    if matches!(cause, "breaker_open" | "bulkhead_full") {
+        tracing::warn!(status, cause, error = %error, suppressed, "requests shed (one line per 10 s per cause; suppressed = since the last line)");
+    } else {
+        tracing::error!(status, cause, error = %error, suppressed, "requests failed (one line per 10 s per cause; suppressed = since the last line)");
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if matches!(self, Self::Unavailable { .. } | Self::Timeout(_)) {
+            log_summary(&self);
+        } else if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
         } else {
             tracing::debug!(status = status.as_u16(), error = %self, "request rejected");
@@ -253,6 +314,34 @@ mod tests {
         let response = ApiError::from(status).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "4");
+    }
+
+    #[test]
+    fn shed_calls_say_why_so_their_log_lines_are_summarised_per_cause() {
+        let full = kit::resilience::BulkheadFull {
+            bulkhead: "b".into(),
+            limit: 1,
+        };
+        let open = kit::resilience::BreakerOpen {
+            breaker: "b".into(),
+            retry_after: Duration::from_secs(1),
+        };
+        let cause = |status: tonic::Status| match ApiError::from(status) {
+            ApiError::Unavailable { cause, .. } => cause,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            cause(kit::resilience::status(full.into())),
+            UnavailableCause::BulkheadFull
+        );
+        assert_eq!(
+            cause(kit::resilience::status(open.into())),
+            UnavailableCause::BreakerOpen
+        );
+        assert_eq!(
+            cause(tonic::Status::unavailable("refused")),
+            UnavailableCause::Backend
+        );
     }
 
     #[test]
