@@ -96,6 +96,10 @@ pub async fn spawn_stack_with(
     settings.platform.discovery.prefix = prefix;
     settings.platform.shutdown.propagation_delay = std::time::Duration::ZERO;
     settings.admin_token = Some(ADMIN_TOKEN.into());
+    // Off unless a test turns it on (tests/api/cache.rs): the other tests
+    // watch backends fail and recover between two reads, which a copy
+    // answered from memory would hide.
+    settings.cache.enabled = false;
     configure(&mut settings);
     let gateway = gateway::startup::build(settings).await.unwrap();
     let base = format!("http://{}", gateway.local_addr());

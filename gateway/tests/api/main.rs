@@ -3,6 +3,7 @@
 mod articles;
 mod balancing;
 mod browser;
+mod cache;
 mod comments;
 mod docs;
 mod errors;
