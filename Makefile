@@ -45,6 +45,11 @@ bench: ## Throughput, latency and memory vs a bare skeleton (several minutes; do
 	@scripts/deps.sh bench
 	@scripts/bench.sh
 
+.PHONY: spike
+spike: ## A news spike with faults (10× load, comment and content killed, etcd restarted) against a stack of its own; target/spike/report.md
+	@scripts/deps.sh build
+	@scripts/spike.sh
+
 .PHONY: lint
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check

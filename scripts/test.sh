@@ -58,3 +58,6 @@ scripts/check-deploy.sh contract
 
 step "bench smoke"
 scripts/bench.sh --smoke
+
+step "spike smoke (make spike, short and slow: thresholds hold with the cache on)"
+scripts/spike.sh --smoke

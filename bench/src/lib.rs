@@ -8,6 +8,7 @@
 //! - [`load`]: an open-loop load generator (fixed rate, latency percentiles)
 //!   for HTTP and for the gateway's gRPC calls made directly, plus the seeding
 //!   of a real stack with the skeleton's canned text.
+//! - [`spike`]: `make spike`'s load, per-second record, report and plot.
 //!
 //! Every server takes the platform's worker-count knob from the same
 //! variables as the real processes, so a comparison is always like for like.
@@ -17,6 +18,7 @@ pub mod canned;
 pub mod hello;
 pub mod load;
 pub mod skeleton;
+pub mod spike;
 
 /// A tokio runtime sized like `kit::runtime`: `var` holds the worker count,
 /// 0 or unset meaning one per core. Hand-written (eight lines) so the

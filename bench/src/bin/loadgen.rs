@@ -5,6 +5,11 @@
 //!   [--limit 20]`: the gateway's article page made directly over gRPC;
 //! - `loadgen seed BASE_URL [--articles 100] [--comments 200]`: canned text
 //!   through the public API, printing `KEY=value` lines.
+//! - `loadgen spike BASE_URL --out DIR --faults FILE [--rate 1000]
+//!   [--factor 10] [--steady 30] [--spike 30] [--outage 40] [--recovery 40]
+//!   [--p99-max-ms 500]`: `make spike`'s load (scripts/spike.sh), with the
+//!   seed's `BENCH_*` variables in the environment; exits 1 when a
+//!   threshold fails.
 //!
 //! Workers: LOADGEN_WORKER_THREADS (0 = one per core).
 
@@ -16,7 +21,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::from_env()?;
     let duration = || args.or("duration", 10.0).map(Duration::from_secs_f64);
     bench::runtime("LOADGEN_WORKER_THREADS")?.block_on(async {
-        match args.positional(0, "mode: http, grpc-page or seed")? {
+        match args.positional(0, "mode: http, grpc-page, seed or spike")? {
             "http" => {
                 let url = args.positional(1, "URL")?;
                 let report = bench::load::http(url, args.required("rate")?, duration()?).await?;
@@ -37,7 +42,26 @@ fn main() -> anyhow::Result<()> {
                 let (articles, comments) = (args.or("articles", 100)?, args.or("comments", 200)?);
                 println!("{}", bench::load::seed(base, articles, comments).await?);
             }
-            other => anyhow::bail!("unknown mode {other:?}: http, grpc-page or seed"),
+            "spike" => {
+                let base = args.positional(1, "base URL")?;
+                let plan = bench::spike::Plan {
+                    steady_rate: args.or("rate", 1000.0)?,
+                    factor: args.or("factor", 10.0)?,
+                    steady: args.or("steady", 30.0)?,
+                    spike: args.or("spike", 30.0)?,
+                    outage: args.or("outage", 40.0)?,
+                    recovery: args.or("recovery", 40.0)?,
+                    fresh_share: 0.5,
+                    p99_max_ms: args.or("p99-max-ms", 500.0)?,
+                };
+                let out = std::path::PathBuf::from(args.required::<String>("out")?);
+                let faults = std::path::PathBuf::from(args.required::<String>("faults")?);
+                let seed = bench::spike::seed_from_env()?;
+                if !bench::spike::run(base, seed, plan, &out, &faults).await? {
+                    std::process::exit(1);
+                }
+            }
+            other => anyhow::bail!("unknown mode {other:?}: http, grpc-page, seed or spike"),
         }
         Ok(())
     })
