@@ -4,7 +4,9 @@
 #
 #   1. the platform (etcd, three services on SQLite, gateway), seeded through
 #      its API: wrk with the news-site mix (loadtest/mix.lua) and with
-#      GET /api/v1/articles?limit=20 alone; RSS idle and under load;
+#      GET /api/v1/articles?limit=20 alone, with the gateway's micro-cache
+#      off (every other stage too) and then on (wrk, and open loop at half
+#      that maximum); RSS idle and under load;
 #   2. open loop at half the article list's maximum: the same page made
 #      directly over gRPC vs through the gateway (p99 difference); then the
 #      comment service is killed (SIGKILL) and the article list is measured
@@ -91,6 +93,15 @@ wait_http() { # url
 
 declare -A R=()  # "<workers>/<stage>/<field>" -> value
 
+# Every stage but "cached" measures the gateway with its micro-cache off
+# (what the platform costs per request); restart_gateway true|false swaps.
+export APP_GATEWAY__CACHE__ENABLED=false
+restart_gateway() {
+  stack_halt 30 "${STACK_PIDS[gateway]}"
+  APP_GATEWAY__CACHE__ENABLED=$1 stack_launch gateway
+  wait_http "http://127.0.0.1:$STACK_ADMIN_PORT/readyz"
+}
+
 # parse KEY PREFIX LINE: RESULT a=1 b=2 -> R[KEY/a]=1 …
 parse() {
   local key=$1 line=$2 pair
@@ -155,6 +166,18 @@ bench_flavour() {
   wrk_stage "$w/mix" "$STACK_URL" mix "${pids[@]}"
   wrk_stage "$w/list" "$STACK_URL$LIST_PATH" list "${pids[@]}"
 
+  # 1b. The same with the gateway's micro-cache on (the rest of the run has
+  # it off, so every other figure is the uncached platform's), and open
+  # loop at half of that maximum.
+  restart_gateway true
+  wrk_stage "$w/cached" "$STACK_URL$LIST_PATH" list gateway="${STACK_PIDS[gateway]}" \
+    user="${STACK_PIDS[user]}" content="${STACK_PIDS[content]}" comment="${STACK_PIDS[comment]}"
+  R[$w/cachedhalf/rate]=$(( ${R[$w/cached/rps]%.*} / 2 ))
+  [ "${R[$w/cachedhalf/rate]}" -ge 1 ] || R[$w/cachedhalf/rate]=1
+  say "open loop at ${R[$w/cachedhalf/rate]}/s for ${LATENCY_DURATION}s: through the gateway, micro-cache on"
+  parse "$w/cachedhalf" "$("$BIN/loadgen" http "$STACK_URL$LIST_PATH" --rate "${R[$w/cachedhalf/rate]}" --duration "$LATENCY_DURATION" | grep '^RESULT')"
+  restart_gateway false
+
   # 2. Open loop at half the list's maximum: via the gateway, then direct.
   half=$(( ${R[$w/list/rps]%.*} / 2 ))
   [ "$half" -ge 1 ] || half=1
@@ -217,7 +240,7 @@ LOAD_AFTER=$(uptime)
 # Every stage must have produced numbers; the smoke run checks only this.
 missing=()
 for w in $WORKERS; do
-  for stage in mix list skeleton hello via direct down listdown skelvia skeldirect; do
+  for stage in mix list cached cachedhalf skeleton hello via direct down listdown skelvia skeldirect; do
     for field in rps p50_ms p99_ms requests; do
       [ -n "${R[$w/$stage/$field]:-}" ] || missing+=("$w/$stage/$field")
     done
@@ -243,10 +266,11 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
   echo "| workers | stage | RPS | p50 ms | p99 ms | errors |"
   echo "|---|---|---:|---:|---:|---:|"
   for w in $WORKERS; do
-    for stage in mix list skeleton hello; do
+    for stage in mix list cached skeleton hello; do
       case $stage in
         mix) label="platform, news-site mix";;
         list) label="platform, GET $LIST_PATH";;
+        cached) label="platform with the micro-cache, same route";;
         skeleton) label="bare skeleton, same route";;
         hello) label="axum hello-world";;
       esac
@@ -254,10 +278,18 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
     done
   done
   echo
-  echo "| workers | platform / skeleton (target ≥ 0.8) | platform / hello | skeleton / hello | page bytes platform / skeleton |"
+  echo "| workers | platform / skeleton (cache off; target ≥ 0.95) | micro-cache / skeleton (target ≥ 3) | platform / hello | skeleton / hello | page bytes platform / skeleton |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for w in $WORKERS; do
+    echo "| $w | **$(ratio "${R[$w/list/rps]:-0}" "${R[$w/skeleton/rps]:-0}")** | **$(ratio "${R[$w/cached/rps]:-0}" "${R[$w/skeleton/rps]:-0}")** | $(ratio "${R[$w/list/rps]:-0}" "${R[$w/hello/rps]:-0}") | $(ratio "${R[$w/skeleton/rps]:-0}" "${R[$w/hello/rps]:-0}") | ${R[$w/platform/bytes]:-?} / ${R[$w/skeleton/bytes]:-?} |"
+  done
+  echo
+  echo "Article list with the micro-cache on, open loop at half its wrk maximum:"
+  echo
+  echo "| workers | rate/s | p50 ms | p99 ms | errors |"
   echo "|---|---:|---:|---:|---:|"
   for w in $WORKERS; do
-    echo "| $w | **$(ratio "${R[$w/list/rps]:-0}" "${R[$w/skeleton/rps]:-0}")** | $(ratio "${R[$w/list/rps]:-0}" "${R[$w/hello/rps]:-0}") | $(ratio "${R[$w/skeleton/rps]:-0}" "${R[$w/hello/rps]:-0}") | ${R[$w/platform/bytes]:-?} / ${R[$w/skeleton/bytes]:-?} |"
+    echo "| $w | ${R[$w/cachedhalf/rate]:-?} | ${R[$w/cachedhalf/p50_ms]:-?} | ${R[$w/cachedhalf/p99_ms]:-?} | ${R[$w/cachedhalf/errors]:-?} |"
   done
   echo
   echo "Open loop at half the article list's maximum (same page: ListArticles, then BatchGetUsers ∥ CountComments):"
