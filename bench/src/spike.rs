@@ -538,7 +538,9 @@ fn svg(plan: &Plan, timeline: &[Second], faults: &[(f64, String)]) -> String {
         .map(|s| 100.0 * share(s.stale, s.reads))
         .collect();
 
-    let panels: [(&str, bool, Vec<(&str, &str, &Vec<f64>)>); 3] = [
+    // (title, log scale, [(series name, colour, values)]).
+    type Panel<'a> = (&'a str, bool, Vec<(&'a str, &'a str, &'a Vec<f64>)>);
+    let panels: [Panel<'_>; 3] = [
         (
             "requests per second",
             false,

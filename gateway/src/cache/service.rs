@@ -152,7 +152,7 @@ where
         let store = self.store.clone();
         let (route, key_for_task) = (route.clone(), key.clone());
         let (abandon, abandoned) = (self.store.clone(), key.clone());
-        self.store.join_or_start(key, move |id, seq| {
+        self.store.join_or_start(key, move |ticket| {
             let task = async move {
                 let response = match inner.oneshot(request).await {
                     Ok(response) => response,
@@ -160,17 +160,9 @@ where
                 };
                 let (parts, body) = response.into_parts();
                 match axum::body::to_bytes(body, usize::MAX).await {
-                    Ok(body) => Arc::new(store.land(
-                        &route,
-                        &key_for_task,
-                        id,
-                        seq,
-                        parts.status,
-                        parts.headers,
-                        body,
-                    )),
+                    Ok(body) => Arc::new(store.land(&route, &key_for_task, ticket, parts, body)),
                     Err(_) => {
-                        store.abandon(&key_for_task, id);
+                        store.abandon(&key_for_task, ticket.id);
                         Store::failed()
                     }
                 }
@@ -179,7 +171,7 @@ where
             async move {
                 task.await.unwrap_or_else(|_| {
                     // The load panicked: the next request loads again.
-                    abandon.abandon(&abandoned, id);
+                    abandon.abandon(&abandoned, ticket.id);
                     Store::failed()
                 })
             }

@@ -175,9 +175,15 @@ pub(super) enum Landed {
 pub(super) type Load = Shared<BoxFuture<'static, Arc<Landed>>>;
 
 struct Flight {
-    id: u64,
-    seq: u64,
+    ticket: Ticket,
     load: Load,
+}
+
+/// Which load this is (`id`) and the eviction clock when it started.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ticket {
+    pub(super) id: u64,
+    pub(super) seq: u64,
 }
 
 /// Which paths writes evicted, and when, on a clock that every load reads
@@ -336,12 +342,11 @@ impl Store {
     }
 
     /// Joins the load under way for `key`, or starts one with `start`
-    /// (given the flight's id and the clock): `(load, true)` when this
-    /// request started it.
+    /// (given its ticket): `(load, true)` when this request started it.
     pub(super) fn join_or_start(
         &self,
         key: &Arc<str>,
-        start: impl FnOnce(u64, u64) -> Load,
+        start: impl FnOnce(Ticket) -> Load,
     ) -> (Load, bool) {
         let since = self.inner.evicted.since(path_of(key));
         let mut flights = self
@@ -349,37 +354,37 @@ impl Store {
             .flights
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(flight) = flights.get(&**key).filter(|f| f.seq >= since) {
+        if let Some(flight) = flights.get(&**key).filter(|f| f.ticket.seq >= since) {
             return (flight.load.clone(), false);
         }
-        let id = self.inner.next_flight.fetch_add(1, Ordering::Relaxed);
-        let seq = self.inner.evicted.now();
+        let ticket = Ticket {
+            id: self.inner.next_flight.fetch_add(1, Ordering::Relaxed),
+            seq: self.inner.evicted.now(),
+        };
         // Under the lock: the load's task cannot end (and remove its
         // flight) before the flight is in the map.
-        let load = start(id, seq);
+        let load = start(ticket);
         flights.insert(
             key.clone(),
             Flight {
-                id,
-                seq,
+                ticket,
                 load: load.clone(),
             },
         );
         (load, true)
     }
 
-    /// What the load `id` of `key` (started at clock `seq`) brought: stored
-    /// when it is a 200 and no write evicted its path since it started.
+    /// What the load `ticket` of `key` brought: stored when it is a 200
+    /// and no write evicted its path since it started.
     pub(super) fn land(
         &self,
         route: &Arc<Route>,
         key: &Arc<str>,
-        id: u64,
-        seq: u64,
-        status: StatusCode,
-        mut headers: HeaderMap,
+        ticket: Ticket,
+        parts: axum::http::response::Parts,
         body: Bytes,
     ) -> Landed {
+        let (status, mut headers) = (parts.status, parts.headers);
         // The body may be changed (stale marker): hyper sets the length.
         headers.remove(header::CONTENT_LENGTH);
         let answer = Answer {
@@ -392,7 +397,7 @@ impl Store {
             let size = key.len() + answer.body.len() + OVERHEAD;
             let entry = Arc::new(Entry {
                 route: route.clone(),
-                seq,
+                seq: ticket.seq,
                 stored: Instant::now(),
                 etag: http::etag(&answer.body),
                 answer,
@@ -404,7 +409,7 @@ impl Store {
                 keep: policy.ttl + policy.stale_while_revalidate.max(policy.stale_if_error),
             });
             if let Some(copies) = &self.inner.copies
-                && seq >= self.inner.evicted.since(path_of(key))
+                && ticket.seq >= self.inner.evicted.since(path_of(key))
             {
                 self.inner.metrics.stored(route.label, entry.weight);
                 copies.insert(key.clone(), entry.clone());
@@ -413,14 +418,7 @@ impl Store {
         } else {
             Landed::Answer(answer)
         };
-        let mut flights = self
-            .inner
-            .flights
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if flights.get(&**key).is_some_and(|f| f.id == id) {
-            flights.remove(&**key);
-        }
+        self.abandon(key, ticket.id);
         landed
     }
 
@@ -429,14 +427,15 @@ impl Store {
         Arc::new(Landed::Answer(Answer::failed()))
     }
 
-    /// Forgets the flight `id` of `key` without an answer.
+    /// Forgets the flight `id` of `key` (it ended, or failed without an
+    /// answer); a newer flight of the key stays.
     pub(super) fn abandon(&self, key: &str, id: u64) {
         let mut flights = self
             .inner
             .flights
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if flights.get(key).is_some_and(|f| f.id == id) {
+        if flights.get(key).is_some_and(|f| f.ticket.id == id) {
             flights.remove(key);
         }
     }

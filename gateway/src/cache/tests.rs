@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::Request;
 use axum::routing::get;
 use bytes::Bytes;
 use kit::metrics::Registry;
 use tower::ServiceExt as _;
 
-use super::store::{Landed, Lookup};
+use super::store::{Landed, Lookup, Ticket};
 use super::{CacheSettings, MicroCache, RoutePolicy, Store};
 
 const LIST: &str = "/api/v1/articles";
@@ -40,15 +40,9 @@ fn policy(ttl: u64, swr: u64, sie: u64) -> CacheSettings {
 fn land(store: &Store, key: &str, seq: u64, body: &'static [u8]) -> bool {
     let route = store.route(LIST).unwrap().clone();
     let key: Arc<str> = key.into();
-    let landed = store.land(
-        &route,
-        &key,
-        0,
-        seq,
-        StatusCode::OK,
-        HeaderMap::new(),
-        Bytes::from_static(body),
-    );
+    let (parts, ()) = axum::http::Response::new(()).into_parts();
+    let ticket = Ticket { id: 0, seq };
+    let landed = store.land(&route, &key, ticket, parts, Bytes::from_static(body));
     matches!(landed, Landed::Copy(_))
 }
 
