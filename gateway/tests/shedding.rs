@@ -61,14 +61,7 @@ async fn a_flood_on_a_full_bulkhead_is_counted_and_logged_once_per_interval() {
     stack.publish(&token, "Rates hold").await;
 
     // The one slot is taken by a read blocked on a table lock.
-    let mut lock =
-        <sqlx::MySqlConnection as sqlx::Connection>::connect(&stack.database_url("content"))
-            .await
-            .unwrap();
-    sqlx::raw_sql("LOCK TABLES articles WRITE")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    let lock = stack.lock_table("content", "articles").await;
     let holder = {
         let (http, url) = (stack.http.clone(), stack.url("/api/v1/articles"));
         tokio::spawn(async move { http.get(url).send().await.unwrap().status() })
@@ -100,10 +93,7 @@ async fn a_flood_on_a_full_bulkhead_is_counted_and_logged_once_per_interval() {
         }
     }
     let elapsed = started.elapsed();
-    sqlx::raw_sql("UNLOCK TABLES")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    lock.unlock().await;
     assert_eq!(holder.await.unwrap(), StatusCode::OK);
 
     assert_eq!(shed, FLOOD, "every request of the flood was shed");

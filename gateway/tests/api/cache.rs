@@ -86,12 +86,7 @@ async fn get(stack: &TestStack, path: &str) -> (StatusCode, String, Value) {
 }
 
 async fn published(stack: &TestStack) -> (String, i64) {
-    let (_, token) = stack.login_as("editor").await;
-    let article = stack.publish(&token, "Rates hold").await["id"]
-        .as_i64()
-        .unwrap();
-    stack.comment_on(&token, article, "first").await;
-    (token, article)
+    stack.publish_one("editor").await
 }
 
 #[tokio::test]
@@ -136,14 +131,7 @@ async fn concurrent_misses_of_one_page_cost_one_backend_load() {
     published(&stack).await;
     // Every ListArticles blocks on the table lock until we let go, so the
     // requests below all arrive while the first one's load is under way.
-    let mut lock =
-        <sqlx::MySqlConnection as sqlx::Connection>::connect(&stack.database_url("content"))
-            .await
-            .unwrap();
-    sqlx::raw_sql("LOCK TABLES articles WRITE")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    let lock = stack.lock_table("content", "articles").await;
 
     const N: usize = 20;
     let requests: Vec<_> = (0..N)
@@ -162,10 +150,7 @@ async fn concurrent_misses_of_one_page_cost_one_backend_load() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(arrived >= N as f64, "every request is waiting: {arrived}");
-    sqlx::raw_sql("UNLOCK TABLES")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    lock.unlock().await;
 
     let mut bodies = Vec::new();
     for request in requests {

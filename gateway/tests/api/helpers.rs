@@ -180,6 +180,33 @@ impl TestStack {
         response.json().await.unwrap()
     }
 
+    /// Registers `username`, publishes "Rates hold" and comments "first" on
+    /// it; returns the token and the article's id.
+    pub async fn publish_one(&self, username: &str) -> (String, i64) {
+        let (_, token) = self.login_as(username).await;
+        let article = self.publish(&token, "Rates hold").await["id"]
+            .as_i64()
+            .unwrap();
+        self.comment_on(&token, article, "first").await;
+        (token, article)
+    }
+
+    /// A real fault: `table` of `service`'s database (MariaDB stacks) locked
+    /// for writing by another connection, so every query of it blocks until
+    /// [`TableLock::unlock`].
+    pub async fn lock_table(&self, service: &str, table: &str) -> TableLock {
+        let mut connection =
+            <sqlx::MySqlConnection as sqlx::Connection>::connect(&self.database_url(service))
+                .await
+                .unwrap();
+        // The table's name comes from the test itself.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("LOCK TABLES {table} WRITE")))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        TableLock(connection)
+    }
+
     pub async fn comment_on(&self, token: &str, article: i64, body: &str) -> Value {
         let response = self
             .post(
@@ -307,6 +334,18 @@ impl TestStack {
             comment.stop().await;
         }
         self.user.stop().await;
+    }
+}
+
+/// A table locked by [`TestStack::lock_table`].
+pub struct TableLock(sqlx::MySqlConnection);
+
+impl TableLock {
+    pub async fn unlock(mut self) {
+        sqlx::raw_sql("UNLOCK TABLES")
+            .execute(&mut self.0)
+            .await
+            .unwrap();
     }
 }
 

@@ -27,12 +27,7 @@ async fn stack() -> TestStack {
 }
 
 async fn publish_one(stack: &TestStack) -> (String, i64) {
-    let (_, token) = stack.login_as("writer").await;
-    let article = stack.publish(&token, "Rates hold").await["id"]
-        .as_i64()
-        .unwrap();
-    stack.comment_on(&token, article, "first").await;
-    (token, article)
+    stack.publish_one("writer").await
 }
 
 #[tokio::test]
@@ -130,14 +125,7 @@ async fn a_slow_comment_service_times_out_into_a_degraded_page() {
     let stack = stack().await;
     let (_, article) = publish_one(&stack).await;
     // A real fault: the comment table is locked, so counting blocks.
-    let comment_db = stack.database_url("comment");
-    let mut lock = <sqlx::MySqlConnection as sqlx::Connection>::connect(&comment_db)
-        .await
-        .unwrap();
-    sqlx::raw_sql("LOCK TABLES comments WRITE")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    let lock = stack.lock_table("comment", "comments").await;
 
     let page = stack.get("/api/v1/articles").await;
     assert_eq!(page.status(), StatusCode::OK);
@@ -159,10 +147,7 @@ async fn a_slow_comment_service_times_out_into_a_degraded_page() {
             &[("breaker", COUNT), ("outcome", "timeout")]
         ) >= 1.0
     );
-    sqlx::raw_sql("UNLOCK TABLES")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    lock.unlock().await;
     stack.stop().await;
 }
 
@@ -172,14 +157,7 @@ async fn a_deadline_spent_down_the_chain_is_504_and_the_leaf_stops_working() {
     let (token, article) = publish_one(&stack).await;
     // comment → content: content's article table is locked, so the leaf
     // blocks until the caller's deadline (the gateway's 300 ms) runs out.
-    let content_db = stack.database_url("content");
-    let mut lock = <sqlx::MySqlConnection as sqlx::Connection>::connect(&content_db)
-        .await
-        .unwrap();
-    sqlx::raw_sql("LOCK TABLES articles WRITE")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    let lock = stack.lock_table("content", "articles").await;
 
     let response = stack
         .post(
@@ -207,10 +185,7 @@ async fn a_deadline_spent_down_the_chain_is_504_and_the_leaf_stops_working() {
         &[get[0], ("code", "DEADLINE_EXCEEDED")],
     );
     assert!(abandoned >= 1.0, "{leaf}");
-    sqlx::raw_sql("UNLOCK TABLES")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    lock.unlock().await;
 
     // Nothing was stored for the failed write.
     let page: Value = stack
