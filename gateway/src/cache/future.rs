@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use axum::body::Body;
-use axum::http::Response;
+use axum::http::{Response, StatusCode};
 use futures::future::BoxFuture;
 use pin_project_lite::pin_project;
 
@@ -44,9 +44,13 @@ where
             } => {
                 let response = ready!(future.poll(cx))?;
                 let status = response.status();
-                // A 4xx wrote nothing; a 5xx may have (committed, answer
-                // lost), and evicting costs one reload.
-                if status.is_success() || status.is_server_error() {
+                // A 4xx wrote nothing, nor did a 503 (the call was shed or
+                // found no instance: not acted on, as gRPC's UNAVAILABLE);
+                // another 5xx may have (committed, answer lost), and
+                // evicting costs one reload.
+                if status.is_success()
+                    || (status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE)
+                {
                     store.evict_write(path);
                 }
                 Poll::Ready(Ok(response))

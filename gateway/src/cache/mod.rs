@@ -15,6 +15,8 @@
 //!   failed (5xx or 429: the backend is down, its breaker open, its bulkhead
 //!   full) is answered with the last good copy instead, its body marked
 //!   `"degraded":["stale"]` and its `Age` header saying how old it is;
+//!   while a key's loads fail, one is tried per second and the requests in
+//!   between get the copy at once (Varnish's grace with a sick backend);
 //! - **bounded memory**: at most `max_entries` copies and `max_bytes` bytes
 //!   (moka, least-recently-used eviction by weight);
 //! - **keys** are the path plus the route's `query` parameters, sorted and
@@ -23,7 +25,8 @@
 //!
 //! Requests carrying `Authorization` bypass it (never stored, never
 //! answered from it). A write (POST, PUT, PATCH, DELETE) through this
-//! gateway that may have happened (2xx or 5xx; a 4xx did not write) evicts
+//! gateway that may have happened (2xx, or a 5xx other than 503: committed,
+//! answer lost; a 4xx or a 503 was not acted on) evicts
 //! its own path and its parent before its answer leaves: a new comment on
 //! article 7 evicts `/api/v1/articles/7/comments?…` and
 //! `/api/v1/articles/7`; a new article evicts every page of

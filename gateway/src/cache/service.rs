@@ -112,6 +112,15 @@ where
                     response: Some(response),
                 };
             }
+            Lookup::Failing(entry) => {
+                self.store
+                    .metrics()
+                    .served(route.label, Served::StaleIfError);
+                let response = entry.respond(Served::StaleIfError, if_none_match.as_ref(), now);
+                return ResponseFuture::Ready {
+                    response: Some(response),
+                };
+            }
             Lookup::Fallback(entry) => Some(entry),
             Lookup::Absent => None,
         };

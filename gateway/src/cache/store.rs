@@ -20,6 +20,10 @@ use super::{CacheSettings, RoutePolicy, X_CACHE, http};
 /// Bytes a copy costs beyond its key and body (the entry, its headers, the
 /// store's own bookkeeping), so that many tiny copies still count.
 const OVERHEAD: usize = 256;
+/// While the loads of a key fail, at most one is tried per this interval;
+/// the requests in between get the last good copy at once (Varnish's grace
+/// with a sick backend) instead of each waiting for a doomed attempt.
+const RETRY_FAILED_EVERY: Duration = Duration::from_secs(1);
 /// Paths whose last eviction is remembered; past that the record is reset
 /// and everything older counts as evicted (a rare, safe over-eviction).
 const MAX_EVICTED_PATHS: usize = 65_536;
@@ -47,6 +51,8 @@ struct Inner {
     evicted: Evicted,
     metrics: Metrics,
     next_flight: AtomicU64,
+    /// The origin of [`Store::ms`].
+    epoch: Instant,
     /// The weight of the smallest copy: `max_bytes / max_entries`, so the
     /// one weight bound moka has also bounds the number of entries.
     min_weight: u32,
@@ -114,6 +120,8 @@ pub(super) struct Entry {
     keep: Duration,
     /// A write evicted it (counted once).
     evicted: AtomicBool,
+    /// When a load of its key last failed ([`Store::ms`]; 0: never).
+    failed_at_ms: AtomicU64,
 }
 
 impl Entry {
@@ -161,6 +169,9 @@ pub(super) enum Lookup {
     Stale(Arc<Entry>),
     /// Past both, within stale-if-error: load, and fall back on failure.
     Fallback(Arc<Entry>),
+    /// Stale or a fallback, and its last load failed less than
+    /// [`RETRY_FAILED_EVERY`] ago: answered as stale-if-error, no load.
+    Failing(Arc<Entry>),
     Absent,
 }
 
@@ -277,6 +288,7 @@ impl Store {
                 },
                 metrics,
                 next_flight: AtomicU64::new(0),
+                epoch: Instant::now(),
                 min_weight,
             }),
         }
@@ -318,27 +330,39 @@ impl Store {
         };
         let policy = &route.policy;
         let age = now.saturating_duration_since(entry.stored);
-        if entry.seq < self.inner.evicted.since(path_of(key)) {
-            // A write changed it: never answered as current again, but
-            // still better than an error while the backend fails.
-            if !entry.evicted.swap(true, Ordering::Relaxed) {
-                self.inner.metrics.evicted_by_write(route.label);
-            }
-            return if age < policy.ttl + policy.stale_if_error {
-                Lookup::Fallback(entry)
-            } else {
-                Lookup::Absent
-            };
+        let evicted = entry.seq < self.inner.evicted.since(path_of(key));
+        if evicted && !entry.evicted.swap(true, Ordering::Relaxed) {
+            self.inner.metrics.evicted_by_write(route.label);
         }
-        if age < policy.ttl {
-            Lookup::Fresh(entry)
-        } else if age < policy.ttl + policy.stale_while_revalidate {
+        let lookup = if age < policy.ttl && !evicted {
+            return Lookup::Fresh(entry);
+        } else if age < policy.ttl + policy.stale_while_revalidate && !evicted {
             Lookup::Stale(entry)
         } else if age < policy.ttl + policy.stale_if_error {
+            // An evicted copy (a write changed it) is never answered as
+            // current again, but still beats an error.
             Lookup::Fallback(entry)
         } else {
-            Lookup::Absent
+            return Lookup::Absent;
+        };
+        match lookup {
+            Lookup::Stale(entry) | Lookup::Fallback(entry) if self.failing(&entry, now) => {
+                Lookup::Failing(entry)
+            }
+            other => other,
         }
+    }
+
+    /// Whether the last load of `entry`'s key failed within
+    /// [`RETRY_FAILED_EVERY`] of `now`.
+    fn failing(&self, entry: &Entry, now: Instant) -> bool {
+        let failed = entry.failed_at_ms.load(Ordering::Relaxed);
+        failed != 0 && self.ms(now).saturating_sub(failed) < RETRY_FAILED_EVERY.as_millis() as u64
+    }
+
+    /// `at` in milliseconds since the store was made, from 1 (0 is "never").
+    fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.inner.epoch).as_millis() as u64 + 1
     }
 
     /// Joins the load under way for `key`, or starts one with `start`
@@ -403,6 +427,7 @@ impl Store {
                 answer,
                 stale_body: OnceLock::new(),
                 evicted: AtomicBool::new(false),
+                failed_at_ms: AtomicU64::new(0),
                 weight: u32::try_from(size)
                     .unwrap_or(u32::MAX)
                     .max(self.inner.min_weight),
@@ -416,6 +441,12 @@ impl Store {
             }
             Landed::Copy(entry)
         } else {
+            if answer.failed_load()
+                && let Some(copy) = self.inner.copies.as_ref().and_then(|c| c.get(&**key))
+            {
+                copy.failed_at_ms
+                    .store(self.ms(Instant::now()), Ordering::Relaxed);
+            }
             Landed::Answer(answer)
         };
         self.abandon(key, ticket.id);

@@ -52,6 +52,7 @@ fn state(store: &Store, key: &str) -> &'static str {
         Lookup::Fresh(_) => "fresh",
         Lookup::Stale(_) => "stale",
         Lookup::Fallback(_) => "fallback",
+        Lookup::Failing(_) => "failing",
         Lookup::Absent => "absent",
     }
 }
@@ -67,6 +68,29 @@ async fn a_copy_is_fresh_then_stale_then_a_fallback_then_gone() {
     assert_eq!(state(&store, LIST), "fallback");
     tokio::time::advance(Duration::from_secs(290)).await;
     assert_eq!(state(&store, LIST), "absent");
+}
+
+#[tokio::test(start_paused = true)]
+async fn while_loads_fail_one_is_tried_per_second_and_the_rest_get_the_copy() {
+    let store = store(&policy(1, 10, 300));
+    assert!(land(&store, LIST, store.clock(), b"{}"));
+    tokio::time::advance(Duration::from_secs(20)).await;
+    assert_eq!(state(&store, LIST), "fallback");
+    // A load fails (content down): the copy stands in without a new try…
+    let route = store.route(LIST).unwrap().clone();
+    let (mut parts, ()) = axum::http::Response::new(()).into_parts();
+    parts.status = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    let ticket = Ticket {
+        id: 1,
+        seq: store.clock(),
+    };
+    store.land(&route, &LIST.into(), ticket, parts, Bytes::new());
+    assert_eq!(state(&store, LIST), "failing");
+    tokio::time::advance(Duration::from_millis(999)).await;
+    assert_eq!(state(&store, LIST), "failing");
+    // …until a second has passed: then the next request tries again.
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(state(&store, LIST), "fallback");
 }
 
 #[tokio::test(start_paused = true)]
