@@ -87,7 +87,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 wait_http() { # url
-  for _ in $(seq 1 200); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  for _ in $(seq 1 600); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done
   echo "nothing answers on $1" >&2; return 1
 }
 
