@@ -314,7 +314,7 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
   echo "| workers | target | gateway | user | content | comment | total |"
   echo "|---|---|---:|---:|---:|---:|---:|"
   for w in $WORKERS; do
-    for stage in list skeleton; do
+    for stage in list cached skeleton; do
       total=$(( ${R[$w/$stage/cpu_gateway]:-0} + ${R[$w/$stage/cpu_user]:-0} + ${R[$w/$stage/cpu_content]:-0} + ${R[$w/$stage/cpu_comment]:-0} ))
       echo "| $w | $stage | ${R[$w/$stage/cpu_gateway]:-?} | ${R[$w/$stage/cpu_user]:-?} | ${R[$w/$stage/cpu_content]:-?} | ${R[$w/$stage/cpu_comment]:-?} | $total |"
     done
