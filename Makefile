@@ -37,7 +37,7 @@ test: ## The whole test suite (installs and starts etcd, MariaDB and Redis when 
 .PHONY: loadtest
 loadtest: ## Locust, headless, 60 s against TARGET or a stack of its own; reports in loadtest/reports/
 	@scripts/deps.sh build
-	@[ -n "$(TARGET)" ] || cargo build --release --bins
+	@[ -n "$(TARGET)" ] || cargo build --release -p gateway -p user -p content -p comment
 	@scripts/loadtest.sh
 
 .PHONY: bench

@@ -14,10 +14,11 @@ use crate::settings::Settings;
 use crate::state::AppState;
 use crate::{docs, routes};
 
-/// Validates the settings, starts discovery and binds both ports; the
-/// returned server is ready to `run_until` a shutdown signal.
+/// Starts discovery and binds both ports; the returned server is ready to
+/// `run_until` a shutdown signal. The settings were validated once, by
+/// `kit::cli::settings` in `main` (the same check `--check-config` runs),
+/// before anything here binds a port.
 pub async fn build(settings: Settings) -> anyhow::Result<HttpServer> {
-    settings.validate()?;
     settings.platform.discovery.check_tls()?;
     let registry = Registry::new();
     let platform = &settings.platform;
