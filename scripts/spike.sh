@@ -53,7 +53,10 @@ export APP_GATEWAY__CACHE__ENABLED=true
 
 if [ "$BIN" = target/release ]; then
   stack_say "building release binaries"
-  cargo build --release -p gateway -p user -p content -p comment -p bench --bins
+  # As make run builds them (same packages, same features: a make run
+  # before reuses every artifact), the bench crate on its own.
+  cargo build --release -p gateway -p user -p content -p comment
+  cargo build --release -p bench --bins
 else
   for bin in gateway user content comment loadgen; do
     [ -x "$BIN/$bin" ] || { cargo build -p gateway -p user -p content -p comment -p bench --bins; break; }
