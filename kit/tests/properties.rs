@@ -4,6 +4,8 @@
 //! the pattern the OpenAPI document states for it (the document is built from
 //! those patterns, so a client that obeys it is never refused).
 
+#![allow(clippy::unwrap_used)]
+
 use kit::pagination::{self, DEFAULT_SIZE, MAX_SIZE, Page, TOKEN_LEN, TOKEN_PATTERN};
 use kit::validate::{self, LINE_PATTERN, TEXT_PATTERN, USERNAME_PATTERN};
 use std::collections::HashMap;
