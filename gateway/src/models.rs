@@ -155,7 +155,7 @@ pub struct CommentPage {
 }
 
 /// `?limit=&cursor=` of list endpoints (parameters in the document:
-/// [`schema::page_params`]).
+/// `schema::page_params`).
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
     pub limit: Option<u32>,

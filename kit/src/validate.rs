@@ -36,7 +36,7 @@ pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 128;
 
 /// Display names: at most 64 characters, no control characters; blank means
-/// "the username" (see [`line`]).
+/// "the username" (see [`line()`]).
 pub const DISPLAY_NAME_MAX: usize = 64;
 
 /// Article titles, article bodies and comments (see [`text`]).
@@ -55,7 +55,7 @@ pub const TEXT_PATTERN: &str = concat!(
     "[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$"
 );
 
-/// [`line`] as a pattern: no control characters at all.
+/// [`line()`] as a pattern: no control characters at all.
 pub const LINE_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 
 /// `value` if it is a positive id.
