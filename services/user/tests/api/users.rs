@@ -74,10 +74,16 @@ async fn a_taken_username_is_already_exists_whatever_its_case() {
 async fn wrong_passwords_and_unknown_users_look_the_same() {
     let mut app = spawn_app().await;
     create(&mut app, "carol").await;
+    let huge = "x".repeat(1 << 20);
     for (username, password) in [
         ("carol", "wrong password"),
         ("nobody", "correct horse"),
         ("", ""),
+        // Malformed: refused like the rest, whatever their size; usernames
+        // are never trimmed.
+        (" carol", "correct horse"),
+        (huge.as_str(), "correct horse"),
+        ("carol", huge.as_str()),
     ] {
         let err = app
             .client
