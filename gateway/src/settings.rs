@@ -188,6 +188,18 @@ mod tests {
     }
 
     #[test]
+    fn a_body_limit_below_the_largest_valid_article_is_refused() {
+        let mut settings: Settings = kit::config::load_files(CONFIG_DIR, "local").unwrap();
+        settings.http.body_limit_bytes = crate::models::LARGEST_VALID_BODY - 1;
+        assert!(matches!(
+            settings.validate(),
+            Err(SettingsError::BodyLimitTooSmall { .. })
+        ));
+        settings.http.body_limit_bytes = crate::models::LARGEST_VALID_BODY;
+        settings.validate().unwrap();
+    }
+
+    #[test]
     fn production_without_a_secret_is_rejected() {
         let settings: Settings = kit::config::load_files(CONFIG_DIR, "production").unwrap();
         assert!(matches!(
