@@ -99,8 +99,9 @@ say "schemathesis: every check, phases examples,coverage,fuzzing,stateful, $EXAM
 started=$(date +%s)
 status=0
 # No example database: each run starts from the seed alone, so a green run
-# stays green on another machine.
-"$VENV/bin/schemathesis" run "$STACK_URL/openapi.json" \
+# stays green on another machine. Run from the work directory: schemathesis
+# keeps a cache (.schemathesis/) in its current directory.
+(cd "$WORK" && "$VENV/bin/schemathesis" run "$STACK_URL/openapi.json" \
   --url "$STACK_URL" \
   --header "Authorization: Bearer $token" \
   --checks all \
@@ -111,7 +112,7 @@ status=0
   --workers 2 \
   --request-timeout 20 \
   --no-color \
-  --report junit,ndjson --report-dir "$WORK/report" \
+  --report junit,ndjson --report-dir "$WORK/report") \
   || status=$?
 say "schemathesis took $(($(date +%s) - started)) s"
 if ! stack_alive; then
