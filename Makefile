@@ -34,6 +34,12 @@ test: ## The whole test suite (installs and starts etcd, MariaDB and Redis when 
 	@scripts/deps.sh test
 	@scripts/test.sh
 
+.PHONY: api-fuzz
+api-fuzz: ## schemathesis (every check and phase) against a stack of its own: the API is what /openapi.json says
+	@scripts/deps.sh build
+	@cargo build --workspace --bins
+	@scripts/api-fuzz.sh
+
 .PHONY: loadtest
 loadtest: ## Locust, headless, 60 s against TARGET or a stack of its own; reports in loadtest/reports/
 	@scripts/deps.sh build

@@ -48,6 +48,9 @@ cargo test -p gateway --test chaos -- --ignored --test-threads=1
 step "the README's walks against a make run stack (debug binaries)"
 BIN=target/debug scripts/readme-test.py
 
+step "schemathesis: the API against its OpenAPI document (every check and phase, debug binaries)"
+BIN=target/debug scripts/api-fuzz.sh
+
 step "TLS to etcd, Redis and MariaDB (the kit/tls build of the Docker image)"
 cargo clippy -p kit --features tls --all-targets -- -D warnings
 cargo test -p kit --features tls --test tls

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod models;
 pub mod routes;
+mod schema;
 pub mod settings;
 pub mod startup;
 pub mod state;

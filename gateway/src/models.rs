@@ -6,27 +6,38 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proto::{comment::v1 as comment_pb, content::v1 as content_pb, user::v1 as user_pb};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
+
+use crate::schema;
+
+/// The largest body a valid request can have: an article of the longest
+/// title and body, every character 4 bytes of UTF-8 (JSON escapes of quotes,
+/// tabs and line breaks take 2), plus 1 KiB for the JSON around them. The
+/// gateway's body limit may not be smaller (`Settings::validate`). A client
+/// that escapes every non-ASCII character as `\uXXXX` (6–12 bytes) can
+/// still go past it; UTF-8 is what JSON is sent as.
+pub const LARGEST_VALID_BODY: usize =
+    4 * (kit::validate::TITLE_MAX + kit::validate::ARTICLE_BODY_MAX) + 1024;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
-    /// 3–32 characters of letters, digits, `_`, `.`, `-`; case-insensitive.
-    #[schema(example = "alice")]
+    #[schema(schema_with = schema::username)]
     pub username: String,
-    /// 8–128 characters.
-    #[schema(example = "correct horse battery")]
+    #[schema(schema_with = schema::password)]
     pub password: String,
-    /// 1–64 characters; defaults to the username.
     #[serde(default)]
-    #[schema(example = "Alice Liddell")]
+    #[schema(schema_with = schema::display_name)]
     pub display_name: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
+    #[schema(schema_with = schema::username)]
     pub username: String,
+    #[schema(schema_with = schema::password)]
     pub password: String,
 }
 
@@ -59,10 +70,9 @@ pub struct Author {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateArticle {
-    /// 1–200 characters.
-    #[schema(example = "Central bank holds rates")]
+    #[schema(schema_with = schema::title)]
     pub title: String,
-    /// 1–100000 characters.
+    #[schema(schema_with = schema::article_body)]
     pub body: String,
 }
 
@@ -119,7 +129,7 @@ pub struct ArticleDetail {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateComment {
-    /// 1–5000 characters.
+    #[schema(schema_with = schema::comment_body)]
     pub body: String,
 }
 
@@ -144,14 +154,36 @@ pub struct CommentPage {
     pub degraded: Vec<&'static str>,
 }
 
-/// `?limit=&cursor=` of list endpoints.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+/// `?limit=&cursor=` of list endpoints (parameters in the document:
+/// `schema::page_params`).
+#[derive(Debug, Deserialize)]
 pub struct PageQuery {
-    /// 1–100, default 20.
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+impl IntoParams for PageQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        schema::page_params()
+    }
+}
+
+/// `{id}` of `/users/{id}`.
+pub struct UserId;
+
+impl IntoParams for UserId {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![schema::path_id("User id")]
+    }
+}
+
+/// `{id}` of `/articles/{id}…`.
+pub struct ArticleId;
+
+impl IntoParams for ArticleId {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![schema::path_id("Article id")]
+    }
 }
 
 impl User {

@@ -31,7 +31,9 @@ pub struct Settings {
 pub struct HttpSettings {
     pub host: String,
     pub port: u16,
-    /// Largest request body accepted; bigger ones get 413.
+    /// Largest request body accepted; bigger ones get 413. At least
+    /// [`crate::models::LARGEST_VALID_BODY`], so every body the OpenAPI
+    /// document calls valid fits.
     pub body_limit_bytes: usize,
     /// Whole-request budget; past it the caller gets 504.
     #[serde(with = "humantime_serde")]
@@ -73,7 +75,7 @@ impl Default for HttpSettings {
         Self {
             host: "127.0.0.1".into(),
             port: 8080,
-            body_limit_bytes: 256 * 1024,
+            body_limit_bytes: 512 * 1024,
             request_timeout: Duration::from_secs(10),
             public_url: None,
             cors: CorsSettings::default(),
@@ -135,8 +137,11 @@ pub enum SettingsError {
         "auth.jwt_secret must be at least 32 bytes (set APP_GATEWAY__AUTH__JWT_SECRET to a long random value)"
     )]
     WeakSecret,
-    #[error("http.body_limit_bytes must be positive")]
-    NoBody,
+    #[error(
+        "http.body_limit_bytes must be at least {min} (the largest article the API accepts), got {got}",
+        min = crate::models::LARGEST_VALID_BODY
+    )]
+    BodyLimitTooSmall { got: usize },
     #[error("http.request_timeout must be positive")]
     NoTime,
     #[error(transparent)]
@@ -157,8 +162,10 @@ impl Settings {
         if self.auth.jwt_secret.expose_secret().len() < 32 {
             return Err(SettingsError::WeakSecret);
         }
-        if self.http.body_limit_bytes == 0 {
-            return Err(SettingsError::NoBody);
+        if self.http.body_limit_bytes < crate::models::LARGEST_VALID_BODY {
+            return Err(SettingsError::BodyLimitTooSmall {
+                got: self.http.body_limit_bytes,
+            });
         }
         if self.http.request_timeout.is_zero() {
             return Err(SettingsError::NoTime);
@@ -182,6 +189,18 @@ mod tests {
     #[test]
     fn the_checked_in_local_config_is_valid() {
         let settings: Settings = kit::config::load_files(CONFIG_DIR, "local").unwrap();
+        settings.validate().unwrap();
+    }
+
+    #[test]
+    fn a_body_limit_below_the_largest_valid_article_is_refused() {
+        let mut settings: Settings = kit::config::load_files(CONFIG_DIR, "local").unwrap();
+        settings.http.body_limit_bytes = crate::models::LARGEST_VALID_BODY - 1;
+        assert!(matches!(
+            settings.validate(),
+            Err(SettingsError::BodyLimitTooSmall { .. })
+        ));
+        settings.http.body_limit_bytes = crate::models::LARGEST_VALID_BODY;
         settings.validate().unwrap();
     }
 

@@ -3,7 +3,10 @@
 //! A page token names the last item of the previous page (by its
 //! monotonically increasing id), so inserts while a client pages through a
 //! newest-first list neither repeat nor skip items — unlike offsets. Tokens
-//! are opaque to clients (base64) so the encoding can change later.
+//! are opaque to clients, but their shape is exact ([`TOKEN_PATTERN`]): the
+//! id as 8 big-endian bytes in unpadded base64url, one spelling per id, so
+//! the OpenAPI document can say precisely which tokens a list accepts, and a
+//! decoded token always encodes back to itself.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,6 +19,15 @@ pub const DEFAULT_SIZE: u32 = 20;
 /// …and never more than this (what keeps the largest page decodable within
 /// the message limits).
 pub const MAX_SIZE: u32 = 100;
+
+/// Characters of every page token: 8 bytes of base64 without padding.
+pub const TOKEN_LEN: usize = 11;
+
+/// Every token [`Page::request`] accepts, as an ECMA-262 pattern (for the
+/// OpenAPI document): 11 base64url characters; the first carries the sign
+/// bit (ids are never negative), the last only 4 bits (canonical base64: the
+/// 2 bits past the 64th are zero).
+pub const TOKEN_PATTERN: &str = "^[A-Za-f][A-Za-z0-9_-]{9}[AEIMQUYcgkosw048]$";
 
 /// The page size of a public list call's `?limit=`: 1 to [`MAX_SIZE`],
 /// [`DEFAULT_SIZE`] when absent.
@@ -85,18 +97,24 @@ impl Page {
     }
 }
 
-fn encode(id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1:{id}"))
+/// The token naming `id` (ids are positive; a negative one would give a
+/// token [`decode`] refuses).
+pub fn encode(id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(id.to_be_bytes())
 }
 
-fn decode(token: &str) -> Option<i64> {
-    let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
-    let id = std::str::from_utf8(&raw)
-        .ok()?
-        .strip_prefix("v1:")?
-        .parse()
-        .ok()?;
-    (id > 0).then_some(id)
+/// The id a token names, if it is one [`encode`] makes. The length is checked
+/// first, so a huge forged token costs nothing to refuse. Id 0 is a valid
+/// token (an empty page), which keeps [`TOKEN_PATTERN`] a plain pattern.
+pub fn decode(token: &str) -> Option<i64> {
+    if token.len() != TOKEN_LEN {
+        return None;
+    }
+    // The engine refuses padding and non-zero trailing bits: one spelling
+    // per id.
+    let bytes: [u8; 8] = URL_SAFE_NO_PAD.decode(token).ok()?.try_into().ok()?;
+    let id = i64::from_be_bytes(bytes);
+    (id >= 0).then_some(id)
 }
 
 #[cfg(test)]
@@ -133,7 +151,16 @@ mod tests {
 
     #[test]
     fn forged_tokens_are_rejected() {
-        for token in ["garbage", "djE6LTE", "djE6YWJj", "!!!"] {
+        // The second is `encode(-1)`; the third ends in non-zero trailing
+        // bits; the last is a token of the old `v1:` text format.
+        let forged = [
+            "garbage",
+            "__________8",
+            "AAAAAAAAAAB",
+            "!!!!!!!!!!!",
+            "djE6MTIz",
+        ];
+        for token in forged {
             assert!(Page::parse(1, token, 20, 100).is_err(), "{token}");
         }
     }

@@ -237,6 +237,61 @@ pub fn metric(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// Input a client that skips the gateway may send: each must be answered
+/// `INVALID_ARGUMENT` by the service, before any query runs. One list for
+/// every service's tests, so each service is held to the same attacks.
+pub mod hostile {
+    /// Ids outside the positive int64 range.
+    pub const IDS: [i64; 3] = [0, -1, i64::MIN];
+
+    /// `page_size`s outside 0 (the default) to `pagination::MAX_SIZE`.
+    pub const PAGE_SIZES: [i32; 4] = [
+        -1,
+        i32::MIN,
+        crate::pagination::MAX_SIZE as i32 + 1,
+        i32::MAX,
+    ];
+
+    /// Page tokens no list issues: garbage, the old `v1:` text format, the
+    /// token of id -1, non-zero trailing bits, padding, and 1 MiB.
+    pub fn page_tokens() -> Vec<String> {
+        vec![
+            "forged".into(),
+            "djE6MTIz".into(),
+            crate::pagination::encode(-1),
+            "AAAAAAAAAAB".into(),
+            "AAAAAAAAAAE=".into(),
+            "A".repeat(1 << 20),
+        ]
+    }
+
+    /// Values breaking a text rule of at most `max` characters ([`crate::validate::text`]):
+    /// empty, white space only, one character too long, control characters,
+    /// 1 MiB.
+    pub fn texts(max: usize) -> Vec<String> {
+        vec![
+            String::new(),
+            " \n\t\u{3000}".into(),
+            "é".repeat(max + 1),
+            "a\u{0}b".into(),
+            "a\u{1b}[31m".into(),
+            "x".repeat(1 << 20),
+        ]
+    }
+
+    /// Batches of ids no batch call accepts: one id too many, a
+    /// non-positive id among good ones, 100,000 ids.
+    pub fn batches() -> Vec<Vec<i64>> {
+        let max = crate::validate::MAX_BATCH as i64;
+        vec![
+            (1..=max + 1).collect(),
+            vec![1, 0, 2],
+            vec![i64::MIN],
+            (1..=100_000).collect(),
+        ]
+    }
+}
+
 /// A private etcd server that a test may stop, restart or wipe.
 pub struct EtcdProcess {
     child: Option<Child>,

@@ -8,8 +8,8 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::models::{
-    Article, ArticleDetail, ArticlePage, ArticleSummary, Author, CreateArticle, PageQuery,
-    comments_with_authors, next_cursor,
+    Article, ArticleDetail, ArticleId, ArticlePage, ArticleSummary, Author, CreateArticle,
+    PageQuery, comments_with_authors, next_cursor,
 };
 use crate::state::AppState;
 
@@ -25,9 +25,6 @@ const LATEST_COMMENTS: i32 = 10;
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Published", body = Article),
-        (status = 400, description = "A field breaks a rule", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody),
-        (status = 503, description = "The content service is unavailable", body = ErrorBody),
     )
 )]
 pub async fn create_article(
@@ -54,8 +51,6 @@ pub async fn create_article(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of articles", body = ArticlePage),
-        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
-        (status = 503, description = "The content service is unavailable", body = ErrorBody),
     )
 )]
 pub async fn list_articles(
@@ -63,10 +58,11 @@ pub async fn list_articles(
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<ArticlePage>, ApiError> {
     let backends = &state.backends;
+    let (page_size, page_token) = super::page(query)?;
     let page = backends
         .list_articles(ListArticlesRequest {
-            page_size: super::page_size(query.limit)?,
-            page_token: query.cursor.unwrap_or_default(),
+            page_size,
+            page_token,
         })
         .await?;
     let mut items: Vec<ArticleSummary> = page
@@ -104,17 +100,17 @@ pub async fn list_articles(
     get,
     path = "/api/v1/articles/{id}",
     tag = "articles",
-    params(("id" = i64, Path, description = "Article id")),
+    params(ArticleId),
     responses(
         (status = 200, description = "The article", body = ArticleDetail),
         (status = 404, description = "No such article", body = ErrorBody),
-        (status = 503, description = "The content service is unavailable", body = ErrorBody),
     )
 )]
 pub async fn get_article(
     State(state): State<AppState>,
     PathParams(id): PathParams<i64>,
 ) -> Result<Json<ArticleDetail>, ApiError> {
+    let id = super::id(id)?;
     let backends = &state.backends;
     let (article, comments, counts) = tokio::join!(
         backends.article(id),

@@ -3,12 +3,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use proto::comment::v1::ListCommentsRequest;
 
-use super::{AUTHORS, optional, page_size};
+use super::{AUTHORS, optional};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::models::{
-    Comment, CommentPage, CreateComment, PageQuery, comments_with_authors, next_cursor,
+    ArticleId, Comment, CommentPage, CreateComment, PageQuery, comments_with_authors, next_cursor,
 };
 use crate::state::AppState;
 
@@ -17,13 +17,11 @@ use crate::state::AppState;
     post,
     path = "/api/v1/articles/{id}/comments",
     tag = "comments",
-    params(("id" = i64, Path, description = "Article id")),
+    params(ArticleId),
     request_body = CreateComment,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Posted", body = Comment),
-        (status = 400, description = "A field breaks a rule", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody),
         (status = 404, description = "No such article", body = ErrorBody),
     )
 )]
@@ -33,6 +31,7 @@ pub async fn create_comment(
     PathParams(article_id): PathParams<i64>,
     JsonBody(body): JsonBody<CreateComment>,
 ) -> Result<(StatusCode, Json<Comment>), ApiError> {
+    let article_id = super::id(article_id)?;
     let mut comment = state
         .backends
         .create_comment(article_id, user.id, body)
@@ -46,10 +45,9 @@ pub async fn create_comment(
     get,
     path = "/api/v1/articles/{id}/comments",
     tag = "comments",
-    params(("id" = i64, Path, description = "Article id"), PageQuery),
+    params(ArticleId, PageQuery),
     responses(
-        (status = 200, description = "A page of comments", body = CommentPage),
-        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
+        (status = 200, description = "A page of comments (none for an unknown article)", body = CommentPage),
     )
 )]
 pub async fn list_comments(
@@ -57,12 +55,14 @@ pub async fn list_comments(
     PathParams(article_id): PathParams<i64>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<CommentPage>, ApiError> {
+    let article_id = super::id(article_id)?;
+    let (page_size, page_token) = super::page(query)?;
     let page = state
         .backends
         .list_comments(ListCommentsRequest {
             article_id,
-            page_size: page_size(query.limit)?,
-            page_token: query.cursor.unwrap_or_default(),
+            page_size,
+            page_token,
         })
         .await?;
     let mut degraded = Vec::new();

@@ -4,6 +4,7 @@
 mod articles;
 mod comments;
 mod health;
+mod responses;
 mod sessions;
 mod users;
 
@@ -16,6 +17,7 @@ use utoipa_axum::routes;
 
 use crate::cache::{MicroCache, Store};
 use crate::error::{ApiError, ErrorBody};
+use crate::models::PageQuery;
 use crate::state::AppState;
 
 pub use health::readiness;
@@ -75,6 +77,8 @@ pub fn api(body_limit: usize, cache: &Store) -> (Router<AppState>, utoipa::opena
         .routes(routes!(articles::get_article))
         .routes(routes!(comments::create_comment, comments::list_comments))
         .split_for_parts();
+    let mut openapi = openapi;
+    responses::document(&mut openapi);
     let router = router
         .route(HEALTHZ, axum::routing::get(health::healthz))
         .route(READYZ, axum::routing::get(health::readyz))
@@ -87,11 +91,27 @@ pub fn api(body_limit: usize, cache: &Store) -> (Router<AppState>, utoipa::opena
     (router, openapi)
 }
 
-/// `?limit=` as a list RPC's page size (the rule is `kit::pagination`'s).
-pub(crate) fn page_size(limit: Option<u32>) -> Result<i32, ApiError> {
-    let size = kit::pagination::limit(limit).map_err(|e| ApiError::InvalidArgument(e.0))?;
+/// `?limit=&cursor=` as a list RPC's page size and token (the rules are
+/// `kit::pagination`'s), checked here so a bad one costs no backend call.
+pub(crate) fn page(query: PageQuery) -> Result<(i32, String), ApiError> {
+    let size = kit::pagination::limit(query.limit).map_err(|e| ApiError::InvalidArgument(e.0))?;
+    let token = match query.cursor {
+        None => String::new(),
+        // An empty `cursor=` is not "the first page": that is no cursor.
+        Some(cursor) if kit::pagination::decode(&cursor).is_some() => cursor,
+        Some(_) => {
+            return Err(ApiError::InvalidArgument(
+                "cursor is not a next_cursor this API issued".into(),
+            ));
+        }
+    };
     // At most MAX_SIZE, so it fits.
-    Ok(size as i32)
+    Ok((size as i32, token))
+}
+
+/// A path id, if it is one (ids are positive), before any backend call.
+pub(crate) fn id(id: i64) -> Result<i64, ApiError> {
+    kit::validate::positive("id", id).map_err(|e| ApiError::InvalidArgument(e.0))
 }
 
 /// Parts of an answer a failed low-priority call leaves out.

@@ -14,7 +14,7 @@ use crate::state::AppState;
     request_body = CreateSession,
     responses(
         (status = 200, description = "Logged in", body = Session),
-        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 401, description = "Wrong username or password (a malformed one included: the answer never says which part was wrong)", body = ErrorBody),
     )
 )]
 pub async fn create_session(

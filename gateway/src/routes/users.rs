@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams};
-use crate::models::{CreateUser, User};
+use crate::models::{CreateUser, User, UserId};
 use crate::state::AppState;
 
 /// Register an account.
@@ -15,9 +15,7 @@ use crate::state::AppState;
     request_body = CreateUser,
     responses(
         (status = 201, description = "Created", body = User),
-        (status = 400, description = "A field breaks a rule", body = ErrorBody),
         (status = 409, description = "The username is taken", body = ErrorBody),
-        (status = 422, description = "The body is not a CreateUser", body = ErrorBody),
     )
 )]
 pub async fn create_user(
@@ -33,7 +31,7 @@ pub async fn create_user(
     get,
     path = "/api/v1/users/{id}",
     tag = "users",
-    params(("id" = i64, Path, description = "User id")),
+    params(UserId),
     responses(
         (status = 200, description = "The user", body = User),
         (status = 404, description = "No such user", body = ErrorBody),
@@ -43,5 +41,5 @@ pub async fn get_user(
     State(state): State<AppState>,
     PathParams(id): PathParams<i64>,
 ) -> Result<Json<User>, ApiError> {
-    Ok(Json(state.backends.user(id).await?))
+    Ok(Json(state.backends.user(super::id(id)?).await?))
 }

@@ -173,9 +173,23 @@ async fn invalid_articles_and_pages_are_400() {
         "limit=-1",
         "limit=x",
         "cursor=forged",
+        "cursor=",
+        "cursor=AAAAAAAAAAB",
     ] {
         let response = stack.get(&format!("/api/v1/articles?{query}")).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+    }
+    // Ids outside the documented 1..=i64::MAX, past int64 included.
+    for path in [
+        "/api/v1/articles/0",
+        "/api/v1/articles/-1",
+        "/api/v1/articles/9223372036854775808",
+        "/api/v1/articles/0/comments",
+        "/api/v1/users/0",
+        "/api/v1/users/99999999999999999999999",
+    ] {
+        let response = stack.get(path).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
     }
     stack.stop().await;
 }
@@ -221,7 +235,7 @@ async fn a_page_of_fifty_articles_costs_at_most_one_user_query() {
 }
 
 /// CJK characters take three bytes: 85,000 of them make a 255 KB body, under
-/// the gateway's 256 KiB request limit.
+/// the gateway's request limit (512 KiB).
 fn long_cjk_body() -> String {
     "央行维持利率不变".repeat(85_000 / 8)
 }

@@ -53,7 +53,7 @@ async fn malformed_json_is_400_and_the_wrong_shape_422() {
 async fn an_oversized_body_is_413() {
     let stack = spawn_stack().await;
     let (_, token) = stack.login_as("jack").await;
-    let huge = "x".repeat(300 * 1024);
+    let huge = "x".repeat(2 * gateway::models::LARGEST_VALID_BODY);
     let response = stack
         .post(
             "/api/v1/articles",

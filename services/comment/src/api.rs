@@ -1,11 +1,11 @@
 //! The `comment.v1.CommentService` handlers.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use kit::cache::{Cache, Keyspace};
 use kit::client::Channel;
 use kit::pagination::Page;
-use kit::validate::{Invalid, positive, text};
+use kit::validate::{COMMENT_BODY_MAX, batch, positive, text};
 use proto::comment::v1 as pb;
 use proto::comment::v1::comment_service_server::CommentService;
 use proto::content::v1::GetArticleRequest;
@@ -14,10 +14,6 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::error::Error;
 use crate::repository::{Comment, CommentRepository};
-
-const BODY_MAX: usize = 5_000;
-/// Most article ids one `CountComments` may ask for.
-pub const MAX_BATCH: usize = 500;
 
 pub struct CommentApi {
     comments: CommentRepository,
@@ -64,7 +60,7 @@ impl CommentService for CommentApi {
         let request = request.into_inner();
         let article_id = positive("article_id", request.article_id)?;
         let author_id = positive("author_id", request.author_id)?;
-        let body = text("body", &request.body, BODY_MAX)?;
+        let body = text("body", &request.body, COMMENT_BODY_MAX)?;
         self.check_article(article_id).await?;
         // Armed before the insert: a caller that goes away after the commit
         // cannot leave the old count cached.
@@ -104,11 +100,7 @@ impl CommentService for CommentApi {
         &self,
         request: Request<pb::CountCommentsRequest>,
     ) -> Result<Response<pb::CountCommentsResponse>, Status> {
-        let ids: BTreeSet<i64> = request.into_inner().article_ids.into_iter().collect();
-        if ids.len() > MAX_BATCH {
-            return Err(Invalid(format!("at most {MAX_BATCH} article ids per batch")).into());
-        }
-        let ids: Vec<i64> = ids.into_iter().filter(|id| *id > 0).collect();
+        let ids = batch("article_ids", request.into_inner().article_ids)?;
         let found = self
             .counts
             .get_many_or_load(&ids, |ids| async move {
@@ -148,7 +140,7 @@ mod tests {
     /// comments, four bytes a character, with room for ids and timestamps.
     #[test]
     fn the_largest_comment_page_fits_the_default_message_limit() {
-        let per_comment = BODY_MAX * 4 + 64;
+        let per_comment = COMMENT_BODY_MAX * 4 + 64;
         let largest_page = per_comment * kit::pagination::MAX_SIZE as usize;
         let limit = kit::messages::MessageLimits::default().max_decoding_bytes;
         assert!(largest_page * 2 <= limit, "{largest_page} bytes vs {limit}");

@@ -4,16 +4,13 @@ use std::collections::HashMap;
 
 use kit::cache::{Cache, Keyspace};
 use kit::pagination::Page;
-use kit::validate::{positive, text};
+use kit::validate::{ARTICLE_BODY_MAX, TITLE_MAX, positive, text};
 use proto::content::v1 as pb;
 use proto::content::v1::content_service_server::ContentService;
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
 use crate::repository::{Article, ArticleRepository, ArticleSummary};
-
-const TITLE_MAX: usize = 200;
-const BODY_MAX: usize = 100_000;
 
 pub struct ContentApi {
     articles: ArticleRepository,
@@ -64,7 +61,7 @@ impl ContentService for ContentApi {
         let request = request.into_inner();
         let author_id = positive("author_id", request.author_id)?;
         let title = text("title", &request.title, TITLE_MAX)?;
-        let body = text("body", &request.body, BODY_MAX)?;
+        let body = text("body", &request.body, ARTICLE_BODY_MAX)?;
         let sizes: Vec<i64> = (1..=i64::from(kit::pagination::MAX_SIZE)).collect();
         // Armed before the insert: a caller that goes away after the commit
         // cannot leave the old front page cached.

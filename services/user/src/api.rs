@@ -1,21 +1,18 @@
 //! The `user.v1.UserService` handlers.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use proto::user::v1 as pb;
 use proto::user::v1::user_service_server::UserService;
 use tonic::{Request, Response, Status};
 
 use kit::cache::{Cache, Keyspace};
-use kit::validate::positive;
+use kit::validate::{batch, positive};
 
 use crate::domain::{DisplayName, Password, Username};
 use crate::error::Error;
 use crate::password::Hasher;
 use crate::repository::{User, UserRepository};
-
-/// Most ids one `BatchGetUsers` may ask for.
-pub const MAX_BATCH: usize = 500;
 
 pub struct UserApi {
     users: UserRepository,
@@ -110,11 +107,7 @@ impl UserService for UserApi {
         &self,
         request: Request<pb::BatchGetUsersRequest>,
     ) -> Result<Response<pb::BatchGetUsersResponse>, Status> {
-        let ids: BTreeSet<i64> = request.into_inner().ids.into_iter().collect();
-        if ids.len() > MAX_BATCH {
-            return Err(Error::Invalid(format!("at most {MAX_BATCH} ids per batch")).into());
-        }
-        let ids: Vec<i64> = ids.into_iter().filter(|id| *id > 0).collect();
+        let ids = batch("ids", request.into_inner().ids)?;
         let mut users: Vec<pb::User> = self.users(&ids).await?.into_values().collect();
         users.sort_by_key(|u| u.id);
         Ok(Response::new(pb::BatchGetUsersResponse { users }))

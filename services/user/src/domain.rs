@@ -1,28 +1,19 @@
-//! Input rules. Values of these types are valid by construction.
+//! Input rules. Values of these types are valid by construction. The rules
+//! themselves are `kit::validate`'s, shared with the gateway's OpenAPI
+//! document.
+
+use kit::validate;
 
 use crate::error::Error;
 
-/// 3–32 characters of `[a-z0-9_.-]`; usernames are case-insensitive and
+/// 3–32 characters of `[A-Za-z0-9_.-]`; usernames are case-insensitive and
 /// stored lowercase, so `Alice` and `alice` are one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, Error> {
-        let name = raw.trim().to_ascii_lowercase();
-        let len = name.chars().count();
-        if !(3..=32).contains(&len) {
-            return Err(Error::Invalid("username must be 3 to 32 characters".into()));
-        }
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
-        {
-            return Err(Error::Invalid(
-                "username may only contain letters, digits, '_', '.' and '-'".into(),
-            ));
-        }
-        Ok(Self(name))
+        Ok(Self(validate::username(raw)?))
     }
 
     pub fn as_str(&self) -> &str {
@@ -42,12 +33,7 @@ impl std::fmt::Debug for Password {
 
 impl Password {
     pub fn parse(raw: String) -> Result<Self, Error> {
-        let len = raw.chars().count();
-        if !(8..=128).contains(&len) {
-            return Err(Error::Invalid(
-                "password must be 8 to 128 characters".into(),
-            ));
-        }
+        validate::password(&raw)?;
         Ok(Self(raw))
     }
 
@@ -56,26 +42,16 @@ impl Password {
     }
 }
 
-/// 1–64 characters without control characters, trimmed.
+/// At most 64 characters without control characters, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
 impl DisplayName {
     /// `raw`, or the username when `raw` is blank.
     pub fn parse(raw: &str, username: &Username) -> Result<Self, Error> {
-        let name = raw.trim();
+        let name = validate::line("display_name", raw, validate::DISPLAY_NAME_MAX)?;
         if name.is_empty() {
             return Ok(Self(username.as_str().to_owned()));
-        }
-        if name.chars().count() > 64 {
-            return Err(Error::Invalid(
-                "display_name must be at most 64 characters".into(),
-            ));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(Error::Invalid(
-                "display_name must not contain control characters".into(),
-            ));
         }
         Ok(Self(name.to_owned()))
     }
@@ -90,8 +66,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn usernames_are_trimmed_and_lowercased() {
-        assert_eq!(Username::parse("  Alice_1 ").unwrap().as_str(), "alice_1");
+    fn usernames_are_lowercased() {
+        assert_eq!(Username::parse("Alice_1").unwrap().as_str(), "alice_1");
     }
 
     #[test]
@@ -99,6 +75,7 @@ mod tests {
         for bad in [
             "",
             "ab",
+            " alice",
             "a b c",
             "émile",
             "x/y",

@@ -18,6 +18,12 @@ pub enum Error {
     Hashing(String),
 }
 
+impl From<kit::validate::Invalid> for Error {
+    fn from(invalid: kit::validate::Invalid) -> Self {
+        Error::Invalid(invalid.0)
+    }
+}
+
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {

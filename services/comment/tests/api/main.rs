@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod comments;
+mod direct;
 mod helpers;
 mod replicas;
 mod repository;

@@ -33,13 +33,22 @@ impl TestApp {
 
     /// SQL statements named `query` the service has run so far.
     pub async fn queries(&self, query: &str) -> f64 {
+        self.queries_matching(&[("query", query)]).await
+    }
+
+    /// SQL statements of every kind the service has run so far.
+    pub async fn all_queries(&self) -> f64 {
+        self.queries_matching(&[]).await
+    }
+
+    async fn queries_matching(&self, labels: &[(&str, &str)]) -> f64 {
         let metrics = reqwest::get(format!("http://{}/metrics", self.server.admin_addr))
             .await
             .unwrap()
             .text()
             .await
             .unwrap();
-        testing::metric(&metrics, "db_queries_total", &[("query", query)])
+        testing::metric(&metrics, "db_queries_total", labels)
     }
 
     pub async fn create(&mut self, author_id: i64, title: &str) -> pb::Article {

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod articles;
+mod direct;
 mod helpers;
 mod repository;

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cache;
+mod direct;
 mod helpers;
 mod repository;
 mod users;

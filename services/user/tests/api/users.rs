@@ -71,35 +71,19 @@ async fn a_taken_username_is_already_exists_whatever_its_case() {
 }
 
 #[tokio::test]
-async fn invalid_sign_ups_are_invalid_argument() {
-    let mut app = spawn_app().await;
-    for (username, password) in [
-        ("x", "long enough"),
-        ("good_name", "short"),
-        ("bad name", "long enough"),
-    ] {
-        let err = app
-            .client
-            .create_user(pb::CreateUserRequest {
-                username: username.into(),
-                password: password.into(),
-                display_name: String::new(),
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument, "{username}/{password}");
-    }
-    app.stop().await;
-}
-
-#[tokio::test]
 async fn wrong_passwords_and_unknown_users_look_the_same() {
     let mut app = spawn_app().await;
     create(&mut app, "carol").await;
+    let huge = "x".repeat(1 << 20);
     for (username, password) in [
         ("carol", "wrong password"),
         ("nobody", "correct horse"),
         ("", ""),
+        // Malformed: refused like the rest, whatever their size; usernames
+        // are never trimmed.
+        (" carol", "correct horse"),
+        (huge.as_str(), "correct horse"),
+        ("carol", huge.as_str()),
     ] {
         let err = app
             .client
@@ -141,7 +125,7 @@ async fn batch_get_answers_the_existing_users_in_one_call() {
     let mut users = app
         .client
         .batch_get_users(pb::BatchGetUsersRequest {
-            ids: vec![b.id, a.id, a.id, 424_242, -1],
+            ids: vec![b.id, a.id, a.id, 424_242],
         })
         .await
         .unwrap()
@@ -157,14 +141,5 @@ async fn batch_get_answers_the_existing_users_in_one_call() {
         .unwrap()
         .into_inner();
     assert!(empty.users.is_empty());
-
-    let err = app
-        .client
-        .batch_get_users(pb::BatchGetUsersRequest {
-            ids: (1..=501).collect(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
     app.stop().await;
 }
