@@ -7,6 +7,8 @@ mod health;
 mod sessions;
 mod users;
 
+// new-service: modules
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
@@ -65,6 +67,7 @@ pub fn api(body_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(articles::create_article, articles::list_articles))
         .routes(routes!(articles::get_article))
         .routes(routes!(comments::create_comment, comments::list_comments))
+        // new-service: routes
         .split_for_parts();
     let router = router
         .route(HEALTHZ, axum::routing::get(health::healthz))

@@ -11,3 +11,5 @@ mod helpers;
 mod observability;
 mod resilience;
 mod users;
+
+// new-service: modules
