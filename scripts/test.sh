@@ -56,5 +56,11 @@ step "manifest contract (every overlay against the binaries' --check-config)"
 cargo build --workspace --bins
 scripts/check-deploy.sh contract
 
+step "docs/configuration.md matches the settings structs (scripts/config-reference.py)"
+scripts/config-reference.py --check
+
 step "bench smoke"
 scripts/bench.sh --smoke
+
+step "make new-service, remove-service and rename in copies of the repository"
+scripts/test-generator.sh
