@@ -80,7 +80,9 @@ new_service() {
   say "generation + first build of the copy: $((built - start)) s"
   cargo fmt --all -- --check || fail "the generated code is not rustfmt-clean"
   make -s new-service NAME=quote 2>/dev/null && fail "a second make new-service NAME=quote was accepted"
-  cargo clippy -p quote@0.1.0 -p gateway --all-targets -- -D warnings
+  # The whole workspace, as make test lints it: the same features, so the
+  # dependencies checked for it are reused.
+  cargo clippy --workspace --all-targets -- -D warnings
   say "the quote service's tests, and its routes through the gateway"
   cargo test --manifest-path services/quote/Cargo.toml
   cargo test -p gateway --test api quotes
