@@ -141,6 +141,13 @@ rename_project() {
   cargo build --workspace --bins
   cargo test --workspace --lib
   say "rename + build + unit tests: $(($(now) - start)) s"
+  # The markers survive a rename: the generator still finds them all (and
+  # the project's new name), and undoes itself.
+  git add -A && git -c user.name=test -c user.email=test@localhost commit -qm renamed
+  make -s new-service NAME=quote >/dev/null
+  grep -q 'prefix: "acme:quote:"' services/quote/config/base.yaml || fail "the generated service is not acme's"
+  make -s remove-service NAME=quote >/dev/null
+  [ -z "$(git status --porcelain)" ] || { git status --short; fail "new + remove after a rename left changes"; }
   cd "$ROOT"
 }
 
