@@ -113,7 +113,8 @@ new_service() {
   curl -fsS "$base/readyz" | grep -q '"quote":1' || fail "the gateway did not find quote in etcd"
   stack_stop
 
-  say "the k8s overlays with quote against the copy's binaries"
+  say "the deploy checks and the k8s overlays' contract with quote, against the copy's binaries"
+  scripts/check-deploy.sh
   scripts/check-deploy.sh contract
 
   say "make remove-service NAME=quote gives back the original tree"
