@@ -134,7 +134,7 @@ impl PlatformSettings {
 }
 
 /// Something in a binary's settings that makes it dial out (a database, a
-/// cache), for [`Contract::dial`] and [`grpc_service_checked!`].
+/// cache): what [`crate::grpc_service_checked!`] adds to a contract.
 pub trait Dials {
     fn dial(&self, contract: &mut Contract);
 }
