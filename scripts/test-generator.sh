@@ -29,7 +29,9 @@ ROOT=$PWD
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/newsroom-generator.XXXXXX")
 cleanup() {
-  if declare -F stack_stop >/dev/null; then stack_stop >/dev/null 2>&1 || true; fi
+  # In a subshell: stack.sh's variables are local to the function that
+  # sourced it, and an unset one is fatal under `set -u`, even here.
+  if declare -F stack_stop >/dev/null; then (stack_stop) >/dev/null 2>&1 || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
