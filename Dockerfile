@@ -73,3 +73,5 @@ COPY --from=builder /src/target/release/comment /app/comment
 COPY services/comment/config /app/config
 EXPOSE 50053 9103
 ENTRYPOINT ["/app/comment"]
+
+# new-service: images

@@ -13,12 +13,14 @@ help: ## List the targets
 		'{ name[NR] = $$1; text[NR] = $$2; if (length($$1) > width) width = length($$1) } \
 		 END { for (i = 1; i <= NR; i++) printf "  make %-*s  %s\n", width, name[i], text[i] }'
 
-# make run builds the four served binaries only (not bench's), with kit's
-# features unified across them: one kit, one sqlx, one build.
+# make run builds the served binaries only (not bench's), with kit's
+# features unified across them: one kit, one sqlx, one build. By binary, not
+# package: a service may share its name with a crate of the dependency tree.
+SERVICES := $(sort $(patsubst services/%/Cargo.toml,%,$(wildcard services/*/Cargo.toml)))
 .PHONY: run
 run: ## Install what is missing, build, start etcd + services + gateway on 127.0.0.1:$(PORT) with demo data (FRESH=1: empty DATA first)
 	@scripts/deps.sh build
-	@cargo build --release -p gateway -p user -p content -p comment
+	@cargo build --release --bin gateway $(addprefix --bin ,$(SERVICES))
 	@PORT=$(PORT) scripts/run.sh
 
 .PHONY: restart
@@ -77,6 +79,18 @@ images: ## Build every image with docker buildx bake: $(REGISTRY)/newsroom-<comp
 .PHONY: kind-up
 kind-up: ## A local kind (or k3d: TOOL=k3d) cluster running the dev overlay from `make images`
 	@REGISTRY=$(REGISTRY) TAG=$(TAG) scripts/kind-up.sh
+
+.PHONY: new-service
+new-service: ## A new gRPC service with its proto, gateway routes, k8s and stack wiring: make new-service NAME=quote (docs/new-service.md)
+	@scripts/service.py new "$(NAME)"
+
+.PHONY: remove-service
+remove-service: ## Undo make new-service exactly: make remove-service NAME=quote
+	@scripts/service.py remove "$(NAME)"
+
+.PHONY: rename
+rename: ## Rename the project (crates' docs, images, k8s, etcd prefix, metrics) from newsroom: make rename NAME=acme
+	@scripts/service.py rename "$(NAME)"
 
 .PHONY: fmt
 fmt: ## Format the code

@@ -15,7 +15,7 @@ variable "TAG" {
 }
 
 group "default" {
-  targets = ["gateway", "user", "content", "comment", "loadgen"]
+  targets = ["gateway", "user", "content", "comment", "loadgen"] // new-service: list
 }
 
 target "_rust" {
@@ -46,6 +46,8 @@ target "comment" {
   target   = "comment"
   tags     = ["${REGISTRY}/newsroom-comment:${TAG}"]
 }
+
+// new-service: targets
 
 // locust with the traffic mix, for k8s/overlays/dev-loadtest.
 target "loadgen" {

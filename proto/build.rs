@@ -5,6 +5,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("user", "user/v1/user.proto"),
     ("content", "content/v1/content.proto"),
     ("comment", "comment/v1/comment.proto"),
+    // new-service: packages
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -67,7 +67,7 @@ if [ "$BIN" = target/release ]; then
 elif [ "$BIN" = target/debug ]; then
   # `make test` has just built every binary (with the test build's
   # features); building again here would recompile half the workspace.
-  for bin in gateway user content comment skeleton-gateway skeleton-service hello loadgen; do
+  for bin in gateway "${STACK_SERVICES[@]}" skeleton-gateway skeleton-service hello loadgen; do
     [ -x "$BIN/$bin" ] || { cargo build --workspace --bins; break; }
   done
 fi

@@ -266,7 +266,9 @@ def main():
         if needle not in deploy_sh:
             problems.append(f"scripts/deploy.sh no longer contains {needle!r}")
     bake = open(os.path.join(ROOT, "docker-bake.hcl")).read()
-    for component in ("gateway", "user", "content", "comment", "loadgen"):
+    services = sorted(d for d in os.listdir(os.path.join(ROOT, "services"))
+                      if os.path.isfile(os.path.join(ROOT, "services", d, "Cargo.toml")))
+    for component in ["gateway", *services, "loadgen"]:
         if f'"${{REGISTRY}}/newsroom-{component}:${{TAG}}"' not in bake:
             problems.append(f"docker-bake.hcl does not tag {component} as $REGISTRY/newsroom-{component}:$TAG")
     for p in problems:

@@ -52,7 +52,10 @@ import tempfile
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARIES = ("gateway", "user", "content", "comment")
+# The gRPC services: every crate under services/ (make new-service adds one).
+SERVICES = tuple(sorted(d for d in os.listdir(os.path.join(ROOT, "services"))
+                        if os.path.isfile(os.path.join(ROOT, "services", d, "Cargo.toml"))))
+BINARIES = ("gateway",) + SERVICES
 OUR_IMAGE = re.compile(r"^(?P<registry>.+)/newsroom-(?P<component>[a-z]+):(?P<tag>[^:/@]+)$")
 
 # What docs/deploy.md ("Secrets") tells prod users to create; stands in for
@@ -63,11 +66,11 @@ SECRET_SHAPES = {
     ("gateway-secrets", "admin-token"): "placeholder-admin-token",
     **{
         (f"{svc}-secrets", "database-url"): f"mysql://{svc}:placeholder@mysql-{svc}:3306/{svc}"
-        for svc in ("user", "content", "comment")
+        for svc in SERVICES
     },
     **{
         (f"{svc}-secrets", "redis-url"): f"redis://redis-{svc}:6379"
-        for svc in ("user", "content", "comment")
+        for svc in SERVICES
     },
 }
 
@@ -709,7 +712,10 @@ MUTATIONS = [("dev", move_gateway_service_port), ("dev", move_probe_port), ("dev
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overlays", nargs="*", default=None)
-    parser.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "debug"))
+    # A copy of the repository may build into another tree's target dir
+    # (scripts/test-generator.sh): CARGO_TARGET_DIR says where.
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+    parser.add_argument("--bin-dir", default=os.path.join(target, "debug"))
     parser.add_argument("--self-test", action="store_true")
     args = parser.parse_args()
     overlays = args.overlays or sorted(os.listdir(os.path.join(ROOT, "k8s", "overlays")))

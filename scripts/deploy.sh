@@ -27,6 +27,8 @@ action=$1 overlay=$2 namespace=$3 tag=${4:-}
 KUBECTL=${KUBECTL:-kubectl}
 REGISTRY=${REGISTRY:-${CI_REGISTRY_IMAGE:-localhost:5001}}
 ROLLOUT_TIMEOUT=${ROLLOUT_TIMEOUT:-10m}
+# The gRPC services, each with a <name>-secrets Secret (make new-service adds to it).
+SERVICES=(user content comment) # new-service: list
 
 # A throwaway kustomization on top of the overlay: the namespace and image
 # tags of this deploy, without editing tracked files. kustomize takes only
@@ -77,7 +79,7 @@ apply_secrets() {
       --dry-run=client -o yaml | $KUBECTL apply -f -
   }
   secret gateway-secrets "jwt-secret=${NEWSROOM_JWT_SECRET:-}" "admin-token=${NEWSROOM_ADMIN_TOKEN:-}"
-  for svc in user content comment; do
+  for svc in "${SERVICES[@]}"; do
     local upper=${svc^^}
     local db_var="NEWSROOM_${upper}_DATABASE_URL" redis_var="NEWSROOM_${upper}_REDIS_URL"
     secret "$svc-secrets" "database-url=${!db_var:-}" "redis-url=${!redis_var:-}"
@@ -93,8 +95,9 @@ apply_secrets() {
 # roll, or they sit in CreateContainerConfigError until the timeout.
 require_secrets() {
   local missing=() pair name key
-  for pair in gateway-secrets/jwt-secret gateway-secrets/admin-token \
-    {user,content,comment}-secrets/{database-url,redis-url}; do
+  local pairs=(gateway-secrets/jwt-secret gateway-secrets/admin-token) svc
+  for svc in "${SERVICES[@]}"; do pairs+=("$svc-secrets/database-url" "$svc-secrets/redis-url"); done
+  for pair in "${pairs[@]}"; do
     name=${pair%/*} key=${pair#*/}
     [ -n "$($KUBECTL -n "$namespace" get secret "$name" -o "jsonpath={.data.$key}" 2>/dev/null)" ] \
       || missing+=("$pair")

@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 TOOL=${TOOL:-kind}
 CLUSTER=${CLUSTER:-newsroom}
 REGISTRY=${REGISTRY:-localhost:5001}
+# The gRPC services (make new-service adds to it).
+SERVICES=(user content comment) # new-service: list
 TAG=${TAG:-dev}
 NAMESPACE=${NAMESPACE:-newsroom-dev}
 export REGISTRY TAG
@@ -40,7 +42,7 @@ esac
 
 docker buildx bake --load
 images=()
-for component in gateway user content comment; do
+for component in gateway "${SERVICES[@]}"; do
   images+=("$REGISTRY/newsroom-$component:$TAG")
 done
 case $TOOL in
@@ -53,10 +55,10 @@ esac
 existed=$(kubectl -n "$NAMESPACE" get deployment gateway -o name 2>/dev/null || true)
 scripts/deploy.sh apply dev "$NAMESPACE" "$TAG"
 if [ -n "$existed" ]; then
-  for component in gateway user content comment; do
+  for component in gateway "${SERVICES[@]}"; do
     kubectl -n "$NAMESPACE" rollout restart "deployment/$component"
   done
-  for component in gateway user content comment; do
+  for component in gateway "${SERVICES[@]}"; do
     kubectl -n "$NAMESPACE" rollout status "deployment/$component" --timeout=10m
   done
 fi

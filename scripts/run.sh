@@ -210,6 +210,10 @@ scripts/demo-data.sh "$STACK_URL" || stack_say "demo data not loaded (see above)
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
 admin="http://127.0.0.1:$STACK_ADMIN_PORT"
 token=${APP_GATEWAY__ADMIN_TOKEN:-newsroom-demo-admin}
+service_ports=""
+for i in "${!STACK_SERVICES[@]}"; do
+  service_ports+="${service_ports:+, }$((STACK_ADMIN_PORT + 1 + i)) ${STACK_SERVICES[$i]}"
+done
 cat <<EOF
 
   ${bold}newsroom is running.${plain}
@@ -218,7 +222,7 @@ cat <<EOF
     API page     $STACK_URL/docs   (OpenAPI: $STACK_URL/openapi.json)
     dashboard    $admin/admin/dashboard
     readiness    $STACK_URL/readyz
-    metrics      $admin/metrics  (services: $((STACK_ADMIN_PORT + 1)) user, $((STACK_ADMIN_PORT + 2)) content, $((STACK_ADMIN_PORT + 3)) comment)
+    metrics      $admin/metrics  (services: $service_ports)
     etcd         $STACK_ETCD   (etcdctl --endpoints $STACK_ETCD get --prefix /newsroom)
     data         $STACK_DATA/   (make reset empties it)   logs: $STACK_RUN_DIR/logs/
 

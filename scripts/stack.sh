@@ -29,7 +29,7 @@
 # services first, while etcd still answers their lease revocations; etcd
 # last) instead of all of them dying at the same instant.
 
-STACK_SERVICES=(user content comment)
+STACK_SERVICES=(user content comment) # new-service: list
 STACK_NAMES=(etcd "${STACK_SERVICES[@]}" gateway)
 declare -A STACK_PIDS=()
 STACK_SETSID=()
@@ -59,9 +59,11 @@ stack_port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 stack_check_ports() {
   stack_defaults
   local port
-  for port in "$STACK_PORT" "$STACK_ETCD_PORT" \
-    "$STACK_GRPC_PORT" $((STACK_GRPC_PORT + 1)) $((STACK_GRPC_PORT + 2)) \
-    "$STACK_ADMIN_PORT" $((STACK_ADMIN_PORT + 1)) $((STACK_ADMIN_PORT + 2)) $((STACK_ADMIN_PORT + 3)); do
+  local ports=("$STACK_PORT" "$STACK_ETCD_PORT" "$STACK_ADMIN_PORT") i
+  for i in "${!STACK_SERVICES[@]}"; do
+    ports+=($((STACK_GRPC_PORT + i)) $((STACK_ADMIN_PORT + 1 + i)))
+  done
+  for port in "${ports[@]}"; do
     if stack_port_open "$port"; then
       echo "port $port is already in use (another make run? scripts/run.sh stop); stop it or set PORT/ETCD_PORT" >&2
       return 1

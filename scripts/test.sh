@@ -59,8 +59,14 @@ step "manifest contract (every overlay against the binaries' --check-config)"
 cargo build --workspace --bins
 scripts/check-deploy.sh contract
 
+step "docs/configuration.md matches the settings structs (scripts/config-reference.py)"
+scripts/config-reference.py --check
+
 step "bench smoke"
 scripts/bench.sh --smoke
 
 step "spike smoke (make spike, short and slow: thresholds hold with the cache on)"
 scripts/spike.sh --smoke
+
+step "make new-service, remove-service and rename in copies of the repository"
+scripts/test-generator.sh

@@ -25,6 +25,8 @@ use tonic::Status;
 use crate::models;
 use crate::settings::ServiceNames;
 
+// new-service: modules
+
 /// One client per service. Clients are cheap to clone: calls take `&mut
 /// self`, so each call clones the one it uses.
 #[derive(Clone)]
@@ -32,6 +34,7 @@ pub struct Backends {
     user: UserServiceClient<Channel>,
     content: ContentServiceClient<Channel>,
     comment: CommentServiceClient<Channel>,
+    // new-service: clients
     retry: Retry,
 }
 
@@ -53,6 +56,7 @@ impl Backends {
                 CommentServiceClient::new(channel(&names.comment)),
                 limits
             ),
+            // new-service: connect
             retry,
         }
     }

@@ -272,7 +272,7 @@ pub fn rfc3339_of(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-fn rfc3339(timestamp: Option<proto::Timestamp>) -> String {
+pub(crate) fn rfc3339(timestamp: Option<proto::Timestamp>) -> String {
     let t = timestamp.unwrap_or_default();
     let since_epoch = Duration::new(
         t.seconds.max(0) as u64,

@@ -112,6 +112,7 @@ pub struct ServiceNames {
     pub user: String,
     pub content: String,
     pub comment: String,
+    // new-service: service-names
 }
 
 impl Default for ServiceNames {
@@ -120,13 +121,19 @@ impl Default for ServiceNames {
             user: "user".into(),
             content: "content".into(),
             comment: "comment".into(),
+            // new-service: service-defaults
         }
     }
 }
 
 impl ServiceNames {
-    pub fn all(&self) -> [&str; 3] {
-        [&self.user, &self.content, &self.comment]
+    pub fn all(&self) -> Vec<&str> {
+        vec![
+            &self.user,
+            &self.content,
+            &self.comment,
+            // new-service: service-list
+        ]
     }
 }
 

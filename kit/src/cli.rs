@@ -133,6 +133,57 @@ impl PlatformSettings {
     }
 }
 
+/// Something in a binary's settings that makes it dial out (a database, a
+/// cache): what [`crate::grpc_service_checked!`] adds to a contract.
+pub trait Dials {
+    fn dial(&self, contract: &mut Contract);
+}
+
+#[cfg(feature = "db")]
+impl Dials for crate::db::DatabaseSettings {
+    fn dial(&self, contract: &mut Contract) {
+        contract.dial_database(self);
+    }
+}
+
+#[cfg(feature = "cache")]
+impl Dials for crate::cache::CacheSettings {
+    fn dial(&self, contract: &mut Contract) {
+        contract.dial_cache(self);
+    }
+}
+
+/// [`Checked`] for the settings of a gRPC service built on kit, which is
+/// every service of the workspace: validation is `platform.check(calls)`,
+/// the contract `platform.contract(name, calls)` plus what the listed fields
+/// dial ([`Dials`]). One line per service instead of the same impl copied
+/// into each (and into every generated one):
+///
+/// ```ignore
+/// kit::grpc_service_checked!(Settings, crate::SERVICE, CALLS, [database, cache]);
+/// ```
+///
+/// `calls` are the discovery names the service calls (see its startup.rs).
+#[macro_export]
+macro_rules! grpc_service_checked {
+    ($settings:ty, $name:expr, $calls:expr, [$($field:ident),* $(,)?]) => {
+        impl $crate::cli::Checked for $settings {
+            fn validate(&self) -> $crate::cli::CheckResult {
+                self.platform.check($calls)
+            }
+
+            fn contract(&self) -> $crate::cli::Contract {
+                let mut contract = self.platform.contract($name, $calls);
+                $( $crate::cli::Dials::dial(&self.$field, &mut contract); )*
+                contract
+            }
+        }
+    };
+}
+
+/// What [`Checked::validate`] returns.
+pub type CheckResult = anyhow::Result<()>;
+
 impl Contract {
     pub fn dial_etcd(&mut self, discovery: &crate::discovery::DiscoverySettings) {
         self.dials.extend(

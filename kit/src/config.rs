@@ -42,7 +42,15 @@ const PLATFORM: &str = "platform";
 /// The binaries of the workspace. Their names are scopes (`APP_USER__…`), so
 /// a binary with a section of the same name never takes another binary's
 /// variable for an old unscoped one of its own. A new binary adds its name.
-pub const BINARIES: &[&str] = &["gateway", "user", "content", "comment"];
+// One name a line, so `make new-service` adds and removes exactly one.
+#[rustfmt::skip]
+pub const BINARIES: &[&str] = &[
+    "gateway",
+    "user",
+    "content",
+    "comment",
+    // new-service: binaries
+];
 
 /// Why configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -443,6 +443,18 @@ impl Drop for RedisProcess {
     }
 }
 
+/// Asserts that a binary's checked-in config files load into `T` for the
+/// environments a deployment uses (`local` for make run, `production` for
+/// the images): the test every binary's settings module runs.
+pub fn assert_checked_in_configs_load<T: serde::de::DeserializeOwned + std::fmt::Debug>(
+    config_dir: &str,
+) {
+    for environment in ["local", "production"] {
+        let loaded = crate::config::load_files::<T>(config_dir, environment);
+        assert!(loaded.is_ok(), "{config_dir} {environment}: {loaded:?}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,4 +31,6 @@ pub mod comment {
     }
 }
 
+// new-service: packages
+
 pub use prost_types::Timestamp;

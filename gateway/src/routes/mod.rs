@@ -8,6 +8,8 @@ mod responses;
 mod sessions;
 mod users;
 
+// new-service: modules
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
@@ -76,6 +78,7 @@ pub fn api(body_limit: usize, cache: &Store) -> (Router<AppState>, utoipa::opena
         .routes(routes!(articles::create_article, articles::list_articles))
         .routes(routes!(articles::get_article))
         .routes(routes!(comments::create_comment, comments::list_comments))
+        // new-service: routes
         .split_for_parts();
     let mut openapi = openapi;
     responses::document(&mut openapi);

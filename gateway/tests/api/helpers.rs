@@ -14,6 +14,11 @@ pub struct TestStack {
     pub base: String,
     pub admin: String,
     pub http: Client,
+    /// The etcd prefix the stack registers under: a service a test starts
+    /// itself on it is discovered by the gateway like the stack's own (the
+    /// tests `make new-service` generates do; none of the checked-in ones).
+    #[allow(dead_code)]
+    pub prefix: String,
     pub user: RunningServer,
     pub content: Vec<RunningServer>,
     pub comment: Option<RunningServer>,
@@ -93,7 +98,7 @@ pub async fn spawn_stack_with(
     settings.http.port = 0;
     settings.platform.admin.port = 0;
     settings.platform.discovery.endpoints = vec![testing::etcd_endpoint()];
-    settings.platform.discovery.prefix = prefix;
+    settings.platform.discovery.prefix = prefix.clone();
     settings.platform.shutdown.propagation_delay = std::time::Duration::ZERO;
     settings.admin_token = Some(ADMIN_TOKEN.into());
     // Off unless a test turns it on (tests/api/cache.rs): the other tests
@@ -113,6 +118,7 @@ pub async fn spawn_stack_with(
         base,
         admin,
         http: Client::new(),
+        prefix,
         user,
         content: vec![content],
         comment: Some(comment),

@@ -12,3 +12,5 @@ mod helpers;
 mod observability;
 mod resilience;
 mod users;
+
+// new-service: modules

@@ -14,20 +14,9 @@ pub struct Settings {
 /// Where the config files live unless `APP_CONFIG_DIR` says otherwise.
 pub const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
 
-/// `--check-config` (kit::cli): what start-up would refuse, and what a
-/// deployment of this service must provide.
-impl kit::cli::Checked for Settings {
-    fn validate(&self) -> anyhow::Result<()> {
-        self.platform.check(CALLS)
-    }
-
-    fn contract(&self) -> kit::cli::Contract {
-        let mut contract = self.platform.contract(crate::SERVICE, CALLS);
-        contract.dial_database(&self.database);
-        contract.dial_cache(&self.cache);
-        contract
-    }
-}
+// `--check-config` (kit::cli): what start-up would refuse, and what a
+// deployment of this service must provide.
+kit::grpc_service_checked!(Settings, crate::SERVICE, CALLS, [database, cache]);
 
 /// The discovery names this service calls (see startup.rs).
 const CALLS: &[&str] = &[];
@@ -38,9 +27,6 @@ mod tests {
 
     #[test]
     fn the_checked_in_configs_load() {
-        for environment in ["local", "production"] {
-            let loaded = kit::config::load_files::<Settings>(CONFIG_DIR, environment);
-            assert!(loaded.is_ok(), "{environment}: {loaded:?}");
-        }
+        kit::testing::assert_checked_in_configs_load::<Settings>(CONFIG_DIR);
     }
 }

@@ -1,0 +1,4 @@
+#![allow(clippy::unwrap_used)]
+
+mod __names__;
+mod helpers;
