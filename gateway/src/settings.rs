@@ -20,7 +20,7 @@ pub struct Settings {
     /// Retries of idempotent reads (the only place that retries).
     pub retry: kit::resilience::retry::RetrySettings,
     /// The micro-cache of anonymous hot reads (`crate::cache`).
-    pub cache: crate::cache::CacheSettings,
+    pub cache: crate::cache::MicroCacheSettings,
     /// Bearer token for the operator API on the admin port
     /// (`/admin/breakers`); without one that API answers 403.
     pub admin_token: Option<SecretString>,

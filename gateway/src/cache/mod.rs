@@ -3,7 +3,7 @@
 //! Varnish's grace mode), as tower middleware on the API router, where it
 //! sees the matched route template.
 //!
-//! Per route in `cache.routes` (`CacheSettings`):
+//! Per route in `cache.routes` (`MicroCacheSettings`):
 //!
 //! - a copy is **fresh** for `ttl` (1 s by default): answered from memory;
 //! - **one load per key**: concurrent misses of a key wait for the one load
@@ -58,7 +58,7 @@ pub use error::InvalidCache;
 pub use future::ResponseFuture;
 pub use layer::MicroCacheLayer;
 pub use service::MicroCache;
-pub use settings::{CacheSettings, RoutePolicy};
+pub use settings::{MicroCacheSettings, RoutePolicy};
 pub use store::Store;
 
 /// The header saying how an answer was served.

@@ -9,7 +9,7 @@ use super::InvalidCache;
 /// routes it answers with their policies.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct CacheSettings {
+pub struct MicroCacheSettings {
     /// Off: every request reaches the handlers, as if the layer were absent.
     pub enabled: bool,
     /// Most copies held.
@@ -51,7 +51,7 @@ impl Default for RoutePolicy {
     }
 }
 
-impl Default for CacheSettings {
+impl Default for MicroCacheSettings {
     fn default() -> Self {
         let list = RoutePolicy {
             query: vec!["limit".into(), "cursor".into()],
@@ -70,7 +70,7 @@ impl Default for CacheSettings {
     }
 }
 
-impl CacheSettings {
+impl MicroCacheSettings {
     /// Refuses routes that are not in `cacheable` (a typo would silently
     /// cache nothing) and bounds that leave no room.
     pub fn validate(&self, cacheable: &[&str]) -> Result<(), InvalidCache> {

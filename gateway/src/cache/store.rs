@@ -15,7 +15,7 @@ use moka::notification::RemovalCause;
 use tokio::time::Instant;
 
 use super::metrics::{Metrics, Served};
-use super::{CacheSettings, RoutePolicy, X_CACHE, http};
+use super::{MicroCacheSettings, RoutePolicy, X_CACHE, http};
 
 /// Bytes a copy costs beyond its key and body (the entry, its headers, the
 /// store's own bookkeeping), so that many tiny copies still count.
@@ -239,7 +239,7 @@ fn path_of(key: &str) -> &str {
 }
 
 impl Store {
-    pub fn new(settings: &CacheSettings, registry: &Registry) -> Self {
+    pub fn new(settings: &MicroCacheSettings, registry: &Registry) -> Self {
         let metrics = Metrics::new(registry);
         let routes = settings
             .routes

@@ -15,16 +15,16 @@ use kit::metrics::Registry;
 use tower::ServiceExt as _;
 
 use super::store::{Landed, Lookup, Ticket};
-use super::{CacheSettings, MicroCache, RoutePolicy, Store};
+use super::{MicroCache, MicroCacheSettings, RoutePolicy, Store};
 
 const LIST: &str = "/api/v1/articles";
 
-fn store(settings: &CacheSettings) -> Store {
+fn store(settings: &MicroCacheSettings) -> Store {
     Store::new(settings, &Registry::new())
 }
 
-fn policy(ttl: u64, swr: u64, sie: u64) -> CacheSettings {
-    let mut settings = CacheSettings::default();
+fn policy(ttl: u64, swr: u64, sie: u64) -> MicroCacheSettings {
+    let mut settings = MicroCacheSettings::default();
     for route in settings.routes.values_mut() {
         *route = RoutePolicy {
             ttl: Duration::from_secs(ttl),

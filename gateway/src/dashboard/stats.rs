@@ -401,7 +401,7 @@ mod tests {
         use tower::ServiceExt;
         let registry = kit::metrics::Registry::new();
         let _breakers = kit::resilience::Breakers::new(&registry);
-        let mut settings = crate::cache::CacheSettings::default();
+        let mut settings = crate::cache::MicroCacheSettings::default();
         for policy in settings.routes.values_mut() {
             policy.ttl = std::time::Duration::ZERO;
         }

@@ -145,7 +145,11 @@ mod tests {
     use serde_json::{Value, json};
 
     fn document() -> Value {
-        let (_, openapi) = crate::routes::api(crate::models::LARGEST_VALID_BODY);
+        let cache = crate::cache::Store::new(
+            &crate::cache::MicroCacheSettings::default(),
+            &kit::metrics::Registry::new(),
+        );
+        let (_, openapi) = crate::routes::api(crate::models::LARGEST_VALID_BODY, &cache);
         serde_json::to_value(&openapi).unwrap()
     }
 
@@ -195,7 +199,8 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 8);
+        // The template's eight, and more once `make new-service` adds some.
+        assert!(operations >= 8, "{operations}");
         // Writes need a token; the sign-up and the login do not.
         let post = |path: &str| doc["paths"][path]["post"].get("security").is_some();
         assert!(post("/api/v1/articles") && post("/api/v1/articles/{id}/comments"));

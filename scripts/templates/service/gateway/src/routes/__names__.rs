@@ -9,9 +9,10 @@ use proto::__name__::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::page_size;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
+use utoipa::IntoParams;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::models::{PageQuery, next_cursor, rfc3339};
 use crate::state::AppState;
@@ -39,6 +40,15 @@ pub struct __Name__Page {
     pub next_cursor: Option<String>,
 }
 
+/// `{id}` of `/__names__/{id}`: documented as the gateway's other ids are.
+pub struct __Name__Id;
+
+impl IntoParams for __Name__Id {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![crate::schema::path_id("__Name__ id")]
+    }
+}
+
 impl __Name__ {
     pub fn from_proto(__name__: pb::__Name__) -> Self {
         Self {
@@ -59,9 +69,6 @@ impl __Name__ {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = __Name__),
-        (status = 400, description = "A field breaks a rule", body = ErrorBody),
-        (status = 401, description = "No valid bearer token", body = ErrorBody),
-        (status = 503, description = "The __name__ service is unavailable", body = ErrorBody),
     )
 )]
 pub async fn create___name__(
@@ -81,19 +88,18 @@ pub async fn create___name__(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of __names__", body = __Name__Page),
-        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
-        (status = 503, description = "The __name__ service is unavailable", body = ErrorBody),
     )
 )]
 pub async fn list___names__(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<__Name__Page>, ApiError> {
+    let (page_size, page_token) = super::page(query)?;
     let page = state
         .backends
         .list___names__(pb::List__Names__Request {
-            page_size: page_size(query.limit)?,
-            page_token: query.cursor.unwrap_or_default(),
+            page_size,
+            page_token,
         })
         .await?;
     Ok(Json(__Name__Page {
@@ -107,16 +113,16 @@ pub async fn list___names__(
     get,
     path = "/api/v1/__names__/{id}",
     tag = "__names__",
-    params(("id" = i64, Path, description = "__Name__ id")),
+    params(__Name__Id),
     responses(
         (status = 200, description = "The __name__", body = __Name__),
         (status = 404, description = "No such __name__", body = ErrorBody),
-        (status = 503, description = "The __name__ service is unavailable", body = ErrorBody),
     )
 )]
 pub async fn get___name__(
     State(state): State<AppState>,
     PathParams(id): PathParams<i64>,
 ) -> Result<Json<__Name__>, ApiError> {
+    let id = super::id(id)?;
     Ok(Json(state.backends.__name__(id).await?))
 }
