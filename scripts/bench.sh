@@ -25,7 +25,12 @@
 #                               # stage produced numbers (make test runs it)
 #
 # Knobs: WORKERS, DURATION (s per wrk stage), LATENCY_DURATION (s per open
-# loop stage), WRK_THREADS, WRK_CONNECTIONS, BIN, OUT (results file).
+# loop stage), WRK_THREADS, WRK_CONNECTIONS, BIN, OUT (results file),
+# PROTECTION (on, the default: the gateway's rate limits and load shedding
+# on, as in production, and the article list measured once more with both
+# off, on the same stack, for the on/off ratio; off: both off throughout).
+# The rate limits are sized so that the seeding and the mix's writes and
+# logins are never refused: what is measured is their cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
@@ -46,6 +51,17 @@ OUT=${OUT:-$OUT_DIR/results.md}
 LOGS=$OUT_DIR/logs
 WRK="wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${DURATION}s --latency"
 LIST_PATH="/api/v1/articles?limit=20"
+PROTECTION=${PROTECTION:-on}
+for class in SIGN_UP LOGIN WRITES; do
+  export "APP_GATEWAY__LIMITS__${class}__REQUESTS=1000000" "APP_GATEWAY__LIMITS__${class}__PER=1s" \
+    "APP_GATEWAY__LIMITS__${class}__BURST=1000000"
+done
+PROTECTION_OFF=(APP_GATEWAY__LIMITS__ENABLED=false APP_GATEWAY__HTTP__SHED__MAX_IN_FLIGHT=0)
+case $PROTECTION in
+  on) ;;
+  off) export "${PROTECTION_OFF[@]}" ;;
+  *) echo "PROTECTION must be on or off" >&2; exit 2 ;;
+esac
 
 # Ports away from make run's and make loadtest's.
 STACK_PORT=18080 STACK_GRPC_PORT=50151 STACK_ADMIN_PORT=19100 STACK_ETCD_PORT=22479
@@ -126,6 +142,20 @@ wrk_stage() {
   done
 }
 
+restart_gateway() { # [VAR=value…]: the gateway again, with these settings
+  stack_halt 30 "${STACK_PIDS[gateway]}"
+  local assignment
+  for assignment in "$@"; do export "${assignment?}"; done
+  stack_launch gateway
+  for assignment in "$@"; do unset "${assignment%%=*}"; done
+  for _ in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$STACK_ADMIN_PORT/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "the gateway never became ready again" >&2
+  return 1
+}
+
 stack_rss() { # KEY FIELD FIELDNAME
   local name
   for name in gateway user content comment; do
@@ -154,6 +184,14 @@ bench_flavour() {
     content="${STACK_PIDS[content]}" comment="${STACK_PIDS[comment]}")
   wrk_stage "$w/mix" "$STACK_URL" mix "${pids[@]}"
   wrk_stage "$w/list" "$STACK_URL$LIST_PATH" list "${pids[@]}"
+  if [ "$PROTECTION" = on ]; then
+    # The same list with rate limits and shedding off: only the gateway
+    # restarts, so data, services and caches are the ones just measured.
+    restart_gateway "${PROTECTION_OFF[@]}"
+    wrk_stage "$w/listoff" "$STACK_URL$LIST_PATH" list gateway="${STACK_PIDS[gateway]}"
+    restart_gateway
+    pids[0]=gateway="${STACK_PIDS[gateway]}"
+  fi
 
   # 2. Open loop at half the list's maximum: via the gateway, then direct.
   half=$(( ${R[$w/list/rps]%.*} / 2 ))
@@ -217,7 +255,9 @@ LOAD_AFTER=$(uptime)
 # Every stage must have produced numbers; the smoke run checks only this.
 missing=()
 for w in $WORKERS; do
-  for stage in mix list skeleton hello via direct down listdown skelvia skeldirect; do
+  stages="mix list skeleton hello via direct down listdown skelvia skeldirect"
+  [ "$PROTECTION" = on ] && stages="$stages listoff"
+  for stage in $stages; do
     for field in rps p50_ms p99_ms requests; do
       [ -n "${R[$w/$stage/$field]:-}" ] || missing+=("$w/$stage/$field")
     done
@@ -254,6 +294,16 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
     done
   done
   echo
+  if [ "$PROTECTION" = on ]; then
+    echo "Article list with the gateway's rate limits and load shedding on vs off (same stack, gateway restarted; target: on ≥ 0.95 × off):"
+    echo
+    echo "| workers | RPS on | RPS off | on / off | p99 ms on / off |"
+    echo "|---|---:|---:|---:|---:|"
+    for w in $WORKERS; do
+      echo "| $w | ${R[$w/list/rps]:-?} | ${R[$w/listoff/rps]:-?} | **$(ratio "${R[$w/list/rps]:-0}" "${R[$w/listoff/rps]:-0}")** | ${R[$w/list/p99_ms]:-?} / ${R[$w/listoff/p99_ms]:-?} |"
+    done
+    echo
+  fi
   echo "| workers | platform / skeleton (target ≥ 0.8) | platform / hello | skeleton / hello | page bytes platform / skeleton |"
   echo "|---|---:|---:|---:|---:|"
   for w in $WORKERS; do

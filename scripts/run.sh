@@ -216,7 +216,7 @@ cat <<EOF
 
     API          $STACK_URL/api/v1/articles
     API page     $STACK_URL/docs   (OpenAPI: $STACK_URL/openapi.json)
-    dashboard    $admin/admin/dashboard
+    dashboard    $admin/admin/dashboard  (any user name, the admin token as password)
     readiness    $STACK_URL/readyz
     metrics      $admin/metrics  (services: $((STACK_ADMIN_PORT + 1)) user, $((STACK_ADMIN_PORT + 2)) content, $((STACK_ADMIN_PORT + 3)) comment)
     etcd         $STACK_ETCD   (etcdctl --endpoints $STACK_ETCD get --prefix /newsroom)

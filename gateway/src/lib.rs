@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod docs;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod models;
 pub mod routes;
 pub mod settings;

@@ -33,11 +33,12 @@ pub async fn create_comment(
     PathParams(article_id): PathParams<i64>,
     JsonBody(body): JsonBody<CreateComment>,
 ) -> Result<(StatusCode, Json<Comment>), ApiError> {
+    let author = super::writer(&state, &user).await?;
     let mut comment = state
         .backends
         .create_comment(article_id, user.id, body)
         .await?;
-    comment.author = state.backends.author(user.id).await;
+    comment.author = author;
     Ok((StatusCode::CREATED, Json(comment)))
 }
 
