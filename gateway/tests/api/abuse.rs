@@ -544,6 +544,11 @@ async fn forged_expired_and_malformed_tokens_are_401_with_the_error_body() {
         .execute(&mut db)
         .await
         .unwrap();
+    // As a real account deletion would, forget the cached user too.
+    let client = redis::Client::open(kit::testing::redis_url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let cached = format!("{}users:{doomed_id}", stack.user_settings.cache.prefix);
+    let _: () = redis::cmd("DEL").arg(cached).query_async(&mut redis).await.unwrap();
     let response = write(bearer(&doomed)).await.unwrap();
     assert_eq!(
         error_code(response, StatusCode::UNAUTHORIZED).await,
