@@ -548,7 +548,11 @@ async fn forged_expired_and_malformed_tokens_are_401_with_the_error_body() {
     let client = redis::Client::open(kit::testing::redis_url()).unwrap();
     let mut redis = client.get_multiplexed_async_connection().await.unwrap();
     let cached = format!("{}users:{doomed_id}", stack.user_settings.cache.prefix);
-    let _: () = redis::cmd("DEL").arg(cached).query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(cached)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     let response = write(bearer(&doomed)).await.unwrap();
     assert_eq!(
         error_code(response, StatusCode::UNAUTHORIZED).await,
