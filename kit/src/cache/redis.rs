@@ -58,8 +58,8 @@ fn client(url: &str, tls: &crate::tls::TlsFiles) -> Result<redis::Client, CacheE
     redis::Client::open(url).map_err(CacheError::Url)
 }
 
-/// A reconnecting connection to the Redis at `url` (TLS as [`client`]
-/// allows), each call bounded by `timeout`. Does not connect: the first call
+/// A reconnecting connection to the Redis at `url` (plain, or TLS with
+/// `tls`'s certificates for `rediss://`), each call bounded by `timeout`. Does not connect: the first call
 /// does. For other Redis users of a process (the gateway's rate limits).
 pub fn connection(
     url: &SecretString,
