@@ -31,8 +31,10 @@ RUN cargo chef prepare --recipe-path recipe.json
 FROM chef AS builder
 # TLS for Sentry, so an https DSN (sentry.io, a self-hosted Sentry behind
 # TLS) works, and to MySQL, Redis (rediss://) and etcd (https://); `make run`
-# and CI builds leave both out to stay lean.
-ARG FEATURES=kit/sentry-tls,kit/tls
+# and CI builds leave both out to stay lean. gateway/redis: rate limits shared
+# by every gateway pod once `limits.store: redis` is set (the default stays
+# per pod), without rebuilding the image.
+ARG FEATURES=kit/sentry-tls,kit/tls,gateway/redis
 COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --features "${FEATURES}" --recipe-path recipe.json
 COPY . .

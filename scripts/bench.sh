@@ -27,7 +27,12 @@
 #                               # stage produced numbers (make test runs it)
 #
 # Knobs: WORKERS, DURATION (s per wrk stage), LATENCY_DURATION (s per open
-# loop stage), WRK_THREADS, WRK_CONNECTIONS, BIN, OUT (results file).
+# loop stage), WRK_THREADS, WRK_CONNECTIONS, BIN, OUT (results file),
+# PROTECTION (on, the default: the gateway's rate limits and load shedding
+# on, as in production, and the article list measured once more with both
+# off, on the same stack, for the on/off ratio; off: both off throughout).
+# The rate limits are sized so that the seeding and the mix's writes and
+# logins are never refused: what is measured is their cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
@@ -48,6 +53,17 @@ OUT=${OUT:-$OUT_DIR/results.md}
 LOGS=$OUT_DIR/logs
 WRK="wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${DURATION}s --latency"
 LIST_PATH="/api/v1/articles?limit=20"
+PROTECTION=${PROTECTION:-on}
+for class in SIGN_UP LOGIN WRITES; do
+  export "APP_GATEWAY__LIMITS__${class}__REQUESTS=1000000" "APP_GATEWAY__LIMITS__${class}__PER=1s" \
+    "APP_GATEWAY__LIMITS__${class}__BURST=1000000"
+done
+PROTECTION_OFF=(APP_GATEWAY__LIMITS__ENABLED=false APP_GATEWAY__HTTP__SHED__MAX_IN_FLIGHT=0)
+case $PROTECTION in
+  on) ;;
+  off) export "${PROTECTION_OFF[@]}" ;;
+  *) echo "PROTECTION must be on or off" >&2; exit 2 ;;
+esac
 
 # Ports away from make run's and make loadtest's.
 STACK_PORT=18080 STACK_GRPC_PORT=50151 STACK_ADMIN_PORT=19100 STACK_ETCD_PORT=22479
@@ -99,14 +115,8 @@ wait_http() { # url
 declare -A R=()  # "<workers>/<stage>/<field>" -> value
 
 # Every stage but "cached" measures the gateway with its micro-cache off
-# (what the platform costs per request); restart_gateway true|false swaps.
+# (what the platform costs per request); restart_gateway APP_GATEWAY__CACHE__ENABLED=true turns it on.
 export APP_GATEWAY__CACHE__ENABLED=false
-restart_gateway() {
-  stack_halt 30 "${STACK_PIDS[gateway]}"
-  APP_GATEWAY__CACHE__ENABLED=$1 stack_launch gateway
-  wait_http "http://127.0.0.1:$STACK_ADMIN_PORT/readyz"
-}
-
 # parse KEY PREFIX LINE: RESULT a=1 b=2 -> R[KEY/a]=1 …
 parse() {
   local key=$1 line=$2 pair
@@ -142,6 +152,20 @@ wrk_stage() {
   done
 }
 
+restart_gateway() { # [VAR=value…]: the gateway again, with these settings
+  stack_halt 30 "${STACK_PIDS[gateway]}"
+  local assignment
+  for assignment in "$@"; do export "${assignment?}"; done
+  stack_launch gateway
+  for assignment in "$@"; do unset "${assignment%%=*}"; done
+  for _ in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$STACK_ADMIN_PORT/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "the gateway never became ready again" >&2
+  return 1
+}
+
 stack_rss() { # KEY FIELD FIELDNAME
   local name
   for name in gateway user content comment; do
@@ -170,18 +194,26 @@ bench_flavour() {
     content="${STACK_PIDS[content]}" comment="${STACK_PIDS[comment]}")
   wrk_stage "$w/mix" "$STACK_URL" mix "${pids[@]}"
   wrk_stage "$w/list" "$STACK_URL$LIST_PATH" list "${pids[@]}"
+  if [ "$PROTECTION" = on ]; then
+    # The same list with rate limits and shedding off: only the gateway
+    # restarts, so data, services and caches are the ones just measured.
+    restart_gateway "${PROTECTION_OFF[@]}"
+    wrk_stage "$w/listoff" "$STACK_URL$LIST_PATH" list gateway="${STACK_PIDS[gateway]}"
+    restart_gateway
+    pids[0]=gateway="${STACK_PIDS[gateway]}"
+  fi
 
   # 1b. The same with the gateway's micro-cache on (the rest of the run has
   # it off, so every other figure is the uncached platform's), and open
   # loop at half of that maximum.
-  restart_gateway true
+  restart_gateway APP_GATEWAY__CACHE__ENABLED=true
   wrk_stage "$w/cached" "$STACK_URL$LIST_PATH" list gateway="${STACK_PIDS[gateway]}" \
     user="${STACK_PIDS[user]}" content="${STACK_PIDS[content]}" comment="${STACK_PIDS[comment]}"
   R[$w/cachedhalf/rate]=$(( ${R[$w/cached/rps]%.*} / 2 ))
   [ "${R[$w/cachedhalf/rate]}" -ge 1 ] || R[$w/cachedhalf/rate]=1
   say "open loop at ${R[$w/cachedhalf/rate]}/s for ${LATENCY_DURATION}s: through the gateway, micro-cache on"
   parse "$w/cachedhalf" "$("$BIN/loadgen" http "$STACK_URL$LIST_PATH" --rate "${R[$w/cachedhalf/rate]}" --duration "$LATENCY_DURATION" | grep '^RESULT')"
-  restart_gateway false
+  restart_gateway
 
   # 2. Open loop at half the list's maximum: via the gateway, then direct.
   half=$(( ${R[$w/list/rps]%.*} / 2 ))
@@ -245,7 +277,9 @@ LOAD_AFTER=$(uptime)
 # Every stage must have produced numbers; the smoke run checks only this.
 missing=()
 for w in $WORKERS; do
-  for stage in mix list cached cachedhalf skeleton hello via direct down listdown skelvia skeldirect; do
+  stages="mix list cached cachedhalf skeleton hello via direct down listdown skelvia skeldirect"
+  [ "$PROTECTION" = on ] && stages="$stages listoff"
+  for stage in $stages; do
     for field in rps p50_ms p99_ms requests; do
       [ -n "${R[$w/$stage/$field]:-}" ] || missing+=("$w/$stage/$field")
     done
@@ -283,6 +317,16 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
     done
   done
   echo
+  if [ "$PROTECTION" = on ]; then
+    echo "Article list with the gateway's rate limits and load shedding on vs off (same stack, gateway restarted; target: on ≥ 0.95 × off):"
+    echo
+    echo "| workers | RPS on | RPS off | on / off | p99 ms on / off |"
+    echo "|---|---:|---:|---:|---:|"
+    for w in $WORKERS; do
+      echo "| $w | ${R[$w/list/rps]:-?} | ${R[$w/listoff/rps]:-?} | **$(ratio "${R[$w/list/rps]:-0}" "${R[$w/listoff/rps]:-0}")** | ${R[$w/list/p99_ms]:-?} / ${R[$w/listoff/p99_ms]:-?} |"
+    done
+    echo
+  fi
   echo "| workers | platform / skeleton (cache off; target ≥ 0.95) | micro-cache / skeleton (target ≥ 3) | platform / hello | skeleton / hello | page bytes platform / skeleton |"
   echo "|---|---:|---:|---:|---:|---:|"
   for w in $WORKERS; do

@@ -220,7 +220,7 @@ cat <<EOF
 
     API          $STACK_URL/api/v1/articles
     API page     $STACK_URL/docs   (OpenAPI: $STACK_URL/openapi.json)
-    dashboard    $admin/admin/dashboard
+    dashboard    $admin/admin/dashboard  (any user name, the admin token as password)
     readiness    $STACK_URL/readyz
     metrics      $admin/metrics  (services: $service_ports)
     etcd         $STACK_ETCD   (etcdctl --endpoints $STACK_ETCD get --prefix /newsroom)

@@ -4,17 +4,25 @@
 //! `GET /admin/breakers` lists them; `POST /admin/breakers/{name}` with
 //! `{"action": "force_open" | "force_closed" | "auto" | "reset"}` steers one
 //! (`name` is the gRPC method, e.g. `comment.v1.CommentService/CountComments`).
-//! Both need `Authorization: Bearer <admin_token>`.
+//!
+//! Every gateway admin route (this API and the dashboard) needs the admin
+//! credential, checked by [`require_token`]: `Authorization: Bearer
+//! <admin_token>`, or HTTP Basic with the token as password, so a browser
+//! can open the dashboard through its own login prompt.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine;
 use kit::resilience::{BreakerSnapshot, Breakers, Force};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::extract::JsonBody;
@@ -22,7 +30,6 @@ use crate::extract::JsonBody;
 #[derive(Clone)]
 struct AdminApi {
     breakers: Breakers,
-    token: Option<Arc<SecretString>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,51 +47,77 @@ struct Steer {
     action: Action,
 }
 
-pub fn router(breakers: Breakers, token: Option<SecretString>) -> Router {
+/// The breaker API. Mount it behind [`require_token`].
+pub fn router(breakers: Breakers) -> Router {
     Router::new()
         .route("/admin/breakers", get(list))
         .route("/admin/breakers/{*name}", post(steer))
-        .with_state(AdminApi {
-            breakers,
-            token: token.map(Arc::new),
-        })
+        .with_state(AdminApi { breakers })
 }
 
-impl AdminApi {
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let Some(expected) = &self.token else {
-            return Err(ApiError::Forbidden(
-                "the admin API is disabled: set admin_token (APP_GATEWAY__ADMIN_TOKEN)".into(),
-            ));
-        };
-        let given = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::Unauthenticated("missing admin bearer token".into()))?;
-        if constant_time_eq(given.as_bytes(), expected.expose_secret().as_bytes()) {
-            Ok(())
-        } else {
-            Err(ApiError::Unauthenticated("wrong admin token".into()))
-        }
+/// Puts every route of `routes` behind the admin credential.
+pub fn require_token(routes: Router, token: Option<SecretString>) -> Router {
+    routes.route_layer(axum::middleware::from_fn_with_state(
+        token.map(Arc::new),
+        check_token,
+    ))
+}
+
+async fn check_token(
+    State(token): State<Option<Arc<SecretString>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = token else {
+        return ApiError::Forbidden(
+            "the admin surfaces are disabled: set admin_token (APP_GATEWAY__ADMIN_TOKEN)".into(),
+        )
+        .into_response();
+    };
+    if presented(request.headers())
+        .is_some_and(|given| bool::from(given.ct_eq(expected.expose_secret().as_bytes())))
+    {
+        return next.run(request).await;
     }
+    let mut response = ApiError::Unauthenticated("the admin credential is missing or wrong".into())
+        .into_response();
+    // Basic first, so a browser asks for it; Bearer for API clients.
+    let headers = response.headers_mut();
+    headers.insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"newsroom admin\", charset=\"UTF-8\""),
+    );
+    headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
-async fn list(
-    State(api): State<AdminApi>,
-    headers: HeaderMap,
-) -> Result<Json<Vec<BreakerSnapshot>>, ApiError> {
-    api.authorize(&headers)?;
-    Ok(Json(api.breakers.snapshot()))
+/// The token the request presents: a Bearer token, or the password of
+/// HTTP Basic (any user name).
+fn presented(headers: &HeaderMap) -> Option<Vec<u8>> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.trim().as_bytes().to_vec());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
+        let colon = decoded.iter().position(|&b| b == b':')?;
+        return Some(decoded[colon + 1..].to_vec());
+    }
+    None
+}
+
+async fn list(State(api): State<AdminApi>) -> Json<Vec<BreakerSnapshot>> {
+    Json(api.breakers.snapshot())
 }
 
 async fn steer(
     State(api): State<AdminApi>,
-    headers: HeaderMap,
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Steer>,
 ) -> Result<Json<BreakerSnapshot>, ApiError> {
-    api.authorize(&headers)?;
     let circuit = api
         .breakers
         .find(&name)
@@ -104,9 +137,4 @@ async fn steer(
         .find(|s| s.name == circuit.name())
         .map(Json)
         .ok_or_else(|| ApiError::Internal("breaker vanished".into()))
-}
-
-/// Compares without an early exit, so timing does not leak the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

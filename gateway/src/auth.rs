@@ -22,6 +22,10 @@ struct Claims {
     name: String,
     iss: String,
     iat: u64,
+    /// Not before: the issue time, so a token minted with a clock ahead of
+    /// ours is refused until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
     exp: u64,
 }
 
@@ -42,6 +46,7 @@ impl Tokens {
         validation.set_issuer(&[&settings.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 5;
+        validation.validate_nbf = true;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -60,6 +65,7 @@ impl Tokens {
             name: username.to_owned(),
             iss: self.issuer.clone(),
             iat: unix(now),
+            nbf: Some(unix(now)),
             exp: unix(expires),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -179,6 +185,7 @@ mod tests {
             name: "x".into(),
             iss: "newsroom".into(),
             iat: 0,
+            nbf: None,
             exp: 1,
         };
         let token = jsonwebtoken::encode(&Header::default(), &claims, &t.encoding).unwrap();

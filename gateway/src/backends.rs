@@ -138,13 +138,6 @@ impl Backends {
         present(comment.comment, "CreateComment", "a comment").map(models::Comment::from_proto)
     }
 
-    /// The author shown beside something `id` just wrote; `None` when the
-    /// user service cannot say (the write itself succeeded).
-    pub async fn author(&self, id: i64) -> Option<models::Author> {
-        let users = self.users([id]).await.ok()?;
-        users.get(&id).map(models::Author::from_proto)
-    }
-
     pub async fn list_articles(
         &self,
         request: ListArticlesRequest,

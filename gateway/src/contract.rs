@@ -35,6 +35,16 @@ impl Checked for Settings {
         for service in self.services.all() {
             contract.dial_service(service);
         }
+        // Shared rate limits: the Redis their state lives in.
+        if self.limits.enabled
+            && self.limits.store == crate::limits::Store::Redis
+            && let Some(url) = &self.limits.redis.url
+        {
+            use secrecy::ExposeSecret;
+            contract
+                .dials
+                .extend(kit::cli::Dial::url("cache", url.expose_secret()));
+        }
         contract
     }
 }

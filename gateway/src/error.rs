@@ -39,6 +39,16 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("too many requests")]
     TooManyRequests,
+    /// Over a rate limit of the gateway's (`limits`); retry after the wait.
+    #[error("too many {class} requests: retry in {}s", retry_secs(.retry_after))]
+    RateLimited {
+        class: &'static str,
+        retry_after: Duration,
+    },
+    /// The gateway's own in-flight limit was reached (load shedding).
+    /// Counted and summarised by the shedder, never logged per request.
+    #[error("the gateway is overloaded, retry later")]
+    Overloaded { retry_after: Duration },
     /// A dependency cannot serve now; `retry_after` tells clients when to
     /// come back.
     #[error("service unavailable: {detail}")]
@@ -89,8 +99,8 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -108,8 +118,9 @@ impl ApiError {
             Self::Conflict(_) => "already_exists",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::TooManyRequests => "rate_limited",
+            Self::TooManyRequests | Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable { .. } => "unavailable",
+            Self::Overloaded { .. } => "overloaded",
             Self::Timeout(_) => "deadline_exceeded",
             Self::Internal(_) => "internal",
         }
@@ -160,6 +171,12 @@ impl From<tonic::Status> for ApiError {
             }
         }
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up (a client that waits what it
+/// was told must not be refused again) and at least 1.
+fn retry_secs(after: &Duration) -> u64 {
+    after.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// When to come back: the rest of an open breaker's sleep window, else 1 s.
@@ -226,7 +243,9 @@ fn log_summary(error: &ApiError) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if matches!(self, Self::Unavailable { .. } | Self::Timeout(_)) {
+        if let Self::Overloaded { .. } = self {
+            // Counted by the shedder, which logs a summary per interval.
+        } else if matches!(self, Self::Unavailable { .. } | Self::Timeout(_)) {
             log_summary(&self);
         } else if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
@@ -248,10 +267,17 @@ impl IntoResponse for ApiError {
             Self::Unavailable {
                 retry_after: Some(after),
                 ..
-            } => {
+            }
+            | Self::Overloaded { retry_after: after } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(after.as_secs().max(1)),
+                );
+            }
+            Self::RateLimited { retry_after, .. } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_secs(retry_after)),
                 );
             }
             _ => {}

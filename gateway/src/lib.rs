@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod docs;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod models;
 pub mod routes;
 mod schema;

@@ -21,8 +21,12 @@ pub struct Settings {
     pub retry: kit::resilience::retry::RetrySettings,
     /// The micro-cache of anonymous hot reads (`crate::cache`).
     pub cache: crate::cache::MicroCacheSettings,
-    /// Bearer token for the operator API on the admin port
-    /// (`/admin/breakers`); without one that API answers 403.
+    /// Rate limits of sign-up, login (per client IP) and writes (per user).
+    pub limits: crate::limits::LimitSettings,
+    /// The credential of the gateway's admin surfaces (`/admin/breakers`,
+    /// `/admin/dashboard`): `Authorization: Bearer <token>`, or HTTP Basic
+    /// with the token as password (a browser's prompt). Without one they
+    /// answer 403.
     pub admin_token: Option<SecretString>,
 }
 
@@ -43,6 +47,14 @@ pub struct HttpSettings {
     /// or `/` (the document's own origin) when bound to every interface.
     pub public_url: Option<String>,
     pub cors: CorsSettings,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` names the client; from any
+    /// other peer the header is ignored and the socket's address is the
+    /// client (rate limits are per client IP).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The in-flight limit of this instance: past it, 503 at once.
+    pub shed: kit::server::shed::ShedSettings,
+    /// Header and body read timeouts (slow clients).
+    pub reads: kit::server::ReadTimeouts,
 }
 
 /// Which browser pages on other origins may call the API. No origins, the
@@ -79,6 +91,9 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(10),
             public_url: None,
             cors: CorsSettings::default(),
+            trusted_proxies: Vec::new(),
+            shed: kit::server::shed::ShedSettings::default(),
+            reads: kit::server::ReadTimeouts::default(),
         }
     }
 }
@@ -156,11 +171,15 @@ pub enum SettingsError {
     #[error(transparent)]
     Readiness(#[from] kit::readiness::UnknownBackend),
     #[error(transparent)]
-    Limits(#[from] kit::messages::InvalidLimits),
+    Messages(#[from] kit::messages::InvalidLimits),
     #[error(transparent)]
     Cors(#[from] crate::cors::InvalidCors),
     #[error(transparent)]
     Cache(#[from] crate::cache::InvalidCache),
+    #[error(transparent)]
+    Limits(#[from] crate::limits::InvalidLimits),
+    #[error("http.reads.header and http.reads.body must be positive")]
+    NoReadTime,
 }
 
 impl Settings {
@@ -185,6 +204,10 @@ impl Settings {
         self.platform.readiness.validate(&self.services.all())?;
         crate::cors::layer(&self.http.cors)?;
         self.cache.validate(crate::routes::CACHEABLE)?;
+        self.limits.validate()?;
+        if self.http.reads.header.is_zero() || self.http.reads.body.is_zero() {
+            return Err(SettingsError::NoReadTime);
+        }
         Ok(())
     }
 }

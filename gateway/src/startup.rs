@@ -10,6 +10,7 @@ use kit::server::{HttpErrors, HttpServer, HttpStack};
 use crate::auth::Tokens;
 use crate::backends::Backends;
 use crate::error::ApiError;
+use crate::limits::Limits;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::{docs, routes};
@@ -40,6 +41,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<HttpServer> {
             Retry::new(&settings.retry, &registry),
         ),
         tokens: Arc::new(Tokens::new(&settings.auth)),
+        limits: Limits::new(&settings.limits, &settings.http.trusted_proxies, &registry)?,
         dependencies: kit::readiness::Dependencies::new(
             &resolver,
             &platform.readiness,
@@ -53,16 +55,25 @@ pub async fn build(settings: Settings) -> anyhow::Result<HttpServer> {
     let (api, mut openapi) = routes::api(settings.http.body_limit_bytes, &cache);
     openapi.servers = Some(docs::servers(&settings.http, server.local_addr()));
     let router = api.merge(docs::router(openapi)).with_state(state.clone());
-    let admin = crate::dashboard::router(registry.clone(), resolver, server.admin_stop()).merge(
-        crate::admin::router(clients.breakers().clone(), settings.admin_token.clone()),
+    // Every admin route of the gateway's own needs the credential; the
+    // kit's /metrics, /healthz and /readyz, merged in later, stay open for
+    // scrapes and probes.
+    let admin = crate::admin::require_token(
+        crate::dashboard::router(registry.clone(), resolver, server.admin_stop())
+            .merge(crate::admin::router(clients.breakers().clone())),
+        settings.admin_token.clone(),
     );
     let stack = HttpStack {
         request_timeout: settings.http.request_timeout,
         errors: HttpErrors {
             panic: || ApiError::Internal("handler panicked".into()).into_response(),
             timeout: || ApiError::Timeout("request budget exhausted".into()).into_response(),
+            overloaded: |retry_after| ApiError::Overloaded { retry_after }.into_response(),
         },
         cors: crate::cors::layer(&settings.http.cors)?,
+        shed: settings.http.shed.clone(),
+        exempt: &routes::PROBES,
+        reads: settings.http.reads,
     };
     Ok(server
         .serve(router, stack)

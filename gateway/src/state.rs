@@ -7,6 +7,7 @@ use tokio::sync::watch;
 
 use crate::auth::Tokens;
 use crate::backends::Backends;
+use crate::limits::Limits;
 use crate::settings::ServiceNames;
 
 /// What every handler can reach.
@@ -14,6 +15,7 @@ use crate::settings::ServiceNames;
 pub struct AppState {
     pub backends: Backends,
     pub tokens: Arc<Tokens>,
+    pub limits: Limits,
     pub resolver: Resolver,
     pub services: ServiceNames,
     /// What `/readyz` requires (critical backends only).
@@ -26,5 +28,11 @@ pub struct AppState {
 impl FromRef<AppState> for Arc<Tokens> {
     fn from_ref(state: &AppState) -> Self {
         state.tokens.clone()
+    }
+}
+
+impl FromRef<AppState> for Limits {
+    fn from_ref(state: &AppState) -> Self {
+        state.limits.clone()
     }
 }

@@ -32,8 +32,9 @@ pub async fn create_article(
     user: AuthUser,
     JsonBody(body): JsonBody<CreateArticle>,
 ) -> Result<(StatusCode, Json<Article>), ApiError> {
+    let author = super::writer(&state, &user).await?;
     let mut article = state.backends.create_article(user.id, body).await?;
-    article.author = state.backends.author(user.id).await;
+    article.author = author;
     article.comment_count = Some(0);
     Ok((StatusCode::CREATED, Json(article)))
 }

@@ -32,11 +32,12 @@ pub async fn create_comment(
     JsonBody(body): JsonBody<CreateComment>,
 ) -> Result<(StatusCode, Json<Comment>), ApiError> {
     let article_id = super::id(article_id)?;
+    let author = super::writer(&state, &user).await?;
     let mut comment = state
         .backends
         .create_comment(article_id, user.id, body)
         .await?;
-    comment.author = state.backends.author(user.id).await;
+    comment.author = author;
     Ok((StatusCode::CREATED, Json(comment)))
 }
 

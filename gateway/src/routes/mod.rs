@@ -117,6 +117,25 @@ pub(crate) fn id(id: i64) -> Result<i64, ApiError> {
     kit::validate::positive("id", id).map_err(|e| ApiError::InvalidArgument(e.0))
 }
 
+/// The author of a write by `user`, after its rate limit. A token outlives
+/// its user when the account is deleted: such a token gets 401, not a
+/// write. When the user service cannot say, the write goes ahead without
+/// the author in its answer, as any page does without an optional part.
+pub(crate) async fn writer(
+    state: &AppState,
+    user: &crate::auth::AuthUser,
+) -> Result<Option<crate::models::Author>, ApiError> {
+    use crate::limits::{Class, Key};
+    state.limits.check(Class::Write, Key::User(user.id)).await?;
+    match state.backends.users([user.id]).await {
+        Ok(users) => users
+            .get(&user.id)
+            .map(|u| Some(crate::models::Author::from_proto(u)))
+            .ok_or_else(|| ApiError::Unauthenticated("the token's user no longer exists".into())),
+        Err(_) => Ok(None),
+    }
+}
+
 /// Parts of an answer a failed low-priority call leaves out.
 pub(crate) const AUTHORS: &str = "authors";
 pub(crate) const COMMENTS: &str = "comments";

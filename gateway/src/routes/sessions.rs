@@ -3,6 +3,7 @@ use axum::extract::State;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
+use crate::limits::{Class, ClientIp, Key};
 use crate::models::{CreateSession, Session, rfc3339_of};
 use crate::state::AppState;
 
@@ -19,8 +20,10 @@ use crate::state::AppState;
 )]
 pub async fn create_session(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<CreateSession>,
 ) -> Result<Json<Session>, ApiError> {
+    state.limits.check(Class::Login, Key::Ip(ip)).await?;
     let user = state.backends.authenticate(body).await?;
     let (token, expires) = state.tokens.issue(user.id, &user.username)?;
     Ok(Json(Session {

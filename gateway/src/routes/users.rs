@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams};
+use crate::limits::{Class, ClientIp, Key};
 use crate::models::{CreateUser, User, UserId};
 use crate::state::AppState;
 
@@ -20,8 +21,10 @@ use crate::state::AppState;
 )]
 pub async fn create_user(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<CreateUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
+    state.limits.check(Class::SignUp, Key::Ip(ip)).await?;
     let user = state.backends.create_user(body).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }

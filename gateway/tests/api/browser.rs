@@ -109,6 +109,17 @@ impl Browser {
         }
     }
 
+    /// Sends `name: value` with every request the page makes from now on
+    /// (the admin credential, as a browser sends it after its prompt).
+    pub async fn always_send(&mut self, name: &str, value: &str) {
+        self.call("Network.enable", json!({})).await;
+        self.call(
+            "Network.setExtraHTTPHeaders",
+            json!({ "headers": { name: value } }),
+        )
+        .await;
+    }
+
     pub async fn open(&mut self, url: &str) {
         self.call("Page.navigate", json!({ "url": url })).await;
     }

@@ -23,6 +23,7 @@ pub struct TestStack {
     pub content: Vec<RunningServer>,
     pub comment: Option<RunningServer>,
     pub content_settings: content::settings::Settings,
+    pub user_settings: user::settings::Settings,
     comment_settings: comment::settings::Settings,
     gateway_stop: Option<oneshot::Sender<()>>,
     gateway: Option<JoinHandle<Result<(), kit::server::ServerError>>>,
@@ -50,6 +51,16 @@ pub async fn spawn_stack_on(backend: Backend) -> TestStack {
 /// The token of the operator API in tests.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// The admin credential as a browser sends it after its Basic prompt.
+pub fn admin_basic() -> String {
+    use base64::Engine;
+    let pair = format!("operator:{ADMIN_TOKEN}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
 /// Like [`spawn_stack_on`], letting the test change the gateway's settings.
 pub async fn spawn_stack_with(
     backend: Backend,
@@ -66,7 +77,7 @@ pub async fn spawn_stack_with(
     user_settings.password.memory_kib = 64;
     user_settings.password.iterations = 1;
     user_settings.cache = cache(backend, "user");
-    let user = RunningServer::spawn(user::startup::build(user_settings).await.unwrap());
+    let user = RunningServer::spawn(user::startup::build(user_settings.clone()).await.unwrap());
 
     let mut content_settings: content::settings::Settings =
         kit::config::load_files(content::settings::CONFIG_DIR, "local").unwrap();
@@ -105,6 +116,9 @@ pub async fn spawn_stack_with(
     // watch backends fail and recover between two reads, which a copy
     // answered from memory would hide.
     settings.cache.enabled = false;
+    // Tests sign up, log in and write far faster than any person; the
+    // rate-limit tests (abuse.rs) turn limits on with their own rates.
+    settings.limits.enabled = false;
     configure(&mut settings);
     let gateway = gateway::startup::build(settings).await.unwrap();
     let base = format!("http://{}", gateway.local_addr());
@@ -123,6 +137,7 @@ pub async fn spawn_stack_with(
         content: vec![content],
         comment: Some(comment),
         content_settings,
+        user_settings,
         comment_settings,
         gateway_stop: Some(gateway_stop),
         gateway: Some(gateway),
@@ -278,6 +293,7 @@ impl TestStack {
         let url = match service {
             "comment" => &self.comment_settings.database.url,
             "content" => &self.content_settings.database.url,
+            "user" => &self.user_settings.database.url,
             other => panic!("no database kept for {other}"),
         };
         url.expose_secret().to_owned()

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
+mod abuse;
 mod articles;
 mod balancing;
 mod browser;

@@ -8,7 +8,7 @@ use kit::testing::metric;
 use reqwest::StatusCode;
 
 use crate::browser::Browser;
-use crate::helpers::{TestStack, spawn_stack};
+use crate::helpers::{self, TestStack, spawn_stack};
 
 fn series(exposition: &str, prefix: &str) -> usize {
     exposition.lines().filter(|l| l.starts_with(prefix)).count()
@@ -194,6 +194,9 @@ async fn the_dashboard_shows_live_numbers_and_open_breakers_in_a_browser() {
 
     let load_task = load(&stack, Duration::from_secs(30));
     let mut browser = Browser::launch().await;
+    browser
+        .always_send("authorization", &helpers::admin_basic())
+        .await;
     browser.open(&url).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let first = browser.dom().await;
@@ -277,7 +280,16 @@ async fn readiness_polls_are_in_the_metrics_but_not_among_the_dashboards_apis() 
     let url = format!("{}/admin/dashboard/snapshot", stack.admin);
     let mut snapshot = serde_json::Value::Null;
     for _ in 0..100 {
-        snapshot = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        snapshot = stack
+            .http
+            .get(&url)
+            .bearer_auth(helpers::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if snapshot["requests"].as_f64() > Some(0.0) {
             break;
         }

@@ -38,6 +38,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use error::CacheError;
+pub use redis::connection as redis_connection;
 pub use settings::CacheSettings;
 
 use self::flight::{Flights, Joined};

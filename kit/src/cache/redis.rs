@@ -58,6 +58,23 @@ fn client(url: &str, tls: &crate::tls::TlsFiles) -> Result<redis::Client, CacheE
     redis::Client::open(url).map_err(CacheError::Url)
 }
 
+/// A reconnecting connection to the Redis at `url` (plain, or TLS with
+/// `tls`'s certificates for `rediss://`), each call bounded by `timeout`. Does not connect: the first call
+/// does. For other Redis users of a process (the gateway's rate limits).
+pub fn connection(
+    url: &SecretString,
+    tls: &crate::tls::TlsFiles,
+    timeout: Duration,
+) -> Result<ConnectionManager, CacheError> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_lazy_with_config(client(url.expose_secret(), tls)?, config)
+        .map_err(CacheError::Url)
+}
+
 pub(super) struct RedisStore {
     connection: ConnectionManager,
     set_if_unchanged: redis::Script,
@@ -67,14 +84,7 @@ impl RedisStore {
     /// Does not connect: the first call does, and a Redis that is down then
     /// is a miss, not a failed start.
     pub fn new(url: &SecretString, settings: &CacheSettings) -> Result<Self, CacheError> {
-        let client = client(url.expose_secret(), &settings.tls)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let connection =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(CacheError::Url)?;
+        let connection = connection(url, &settings.tls, settings.timeout)?;
         Ok(Self {
             connection,
             set_if_unchanged: redis::Script::new(SET_IF_UNCHANGED),

@@ -31,3 +31,15 @@ pub const HTTP_CACHE_EVICTIONS: &str = "http_cache_evictions";
 pub const HTTP_CACHE_BYTES: &str = "http_cache_bytes";
 /// Gauge: answers held, by `route`.
 pub const HTTP_CACHE_ENTRIES: &str = "http_cache_entries";
+/// Counter: HTTP requests answered 503 at once by the in-flight limit
+/// (`kit::server::shed`).
+pub const HTTP_SERVER_SHED: &str = "http_server_shed_requests";
+/// Counter: HTTP connections closed because the client was too slow to
+/// send its request headers (`http.header_read_timeout`).
+pub const HTTP_SERVER_SLOW_CLIENTS: &str = "http_server_slow_clients";
+/// Counter: requests answered 429 by the gateway's rate limits, by `class`
+/// (`sign_up`, `login`, `write`).
+pub const HTTP_SERVER_RATE_LIMITED: &str = "http_server_rate_limited_requests";
+/// Counter: rate-limit checks the shared store (Redis) did not answer; the
+/// instance decided alone.
+pub const RATE_LIMIT_STORE_ERRORS: &str = "rate_limit_store_errors";

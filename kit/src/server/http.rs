@@ -8,19 +8,26 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
+use axum::extract::ConnectInfo;
 use axum::response::Response;
-use axum::serve::ListenerExt;
 use futures::FutureExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use prometheus_client::metrics::counter::Counter;
+use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::CorsLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use super::lifecycle::{Lifecycle, Serving};
+use super::shed::{ShedLayer, ShedSettings};
 use super::{PlatformSettings, ServerError};
 use crate::admin;
 use crate::metrics::{HttpMetrics, HttpMetricsLayer, Registry};
@@ -34,6 +41,35 @@ pub struct HttpErrors {
     pub panic: fn() -> Response,
     /// The request budget ran out (504).
     pub timeout: fn() -> Response,
+    /// The in-flight limit was reached (503), with the `Retry-After` to send.
+    /// Never logs: a shed request is counted, and the shedder logs a summary.
+    pub overloaded: fn(Duration) -> Response,
+}
+
+/// How long a client may take to send what the server must read, so that
+/// slow clients (slowloris) cannot hold connections open.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReadTimeouts {
+    /// From the first byte of a request (or the end of the previous one on
+    /// a kept-alive connection) to the end of its headers; past it the
+    /// connection is closed without an answer. Also closes idle kept-alive
+    /// connections.
+    #[serde(with = "humantime_serde")]
+    pub header: Duration,
+    /// To read the whole request body; past it the read fails (the API
+    /// answers 400) and the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub body: Duration,
+}
+
+impl Default for ReadTimeouts {
+    fn default() -> Self {
+        Self {
+            header: Duration::from_secs(10),
+            body: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The request-independent policy of the HTTP port.
@@ -44,6 +80,11 @@ pub struct HttpStack {
     /// Outermost when set: a preflight is answered before metrics and
     /// timeouts.
     pub cors: Option<CorsLayer>,
+    /// The in-flight limit of this instance.
+    pub shed: ShedSettings,
+    /// Paths never shed (the probes).
+    pub exempt: &'static [&'static str],
+    pub reads: ReadTimeouts,
 }
 
 /// A bound, not yet serving, HTTP server.
@@ -56,6 +97,7 @@ pub struct HttpServer {
     router: Router,
     admin_routes: Router,
     readiness: Option<admin::Readiness>,
+    reads: ReadTimeouts,
 }
 
 impl HttpServer {
@@ -85,6 +127,7 @@ impl HttpServer {
             router: Router::new(),
             admin_routes: Router::new(),
             readiness: None,
+            reads: ReadTimeouts::default(),
         })
     }
 
@@ -117,12 +160,22 @@ impl HttpServer {
             request_timeout,
             errors,
             cors,
+            shed,
+            exempt,
+            reads,
         } = stack;
+        self.reads = reads;
+        let shed = ShedLayer::new(&shed, &self.registry, exempt, errors.overloaded);
         let mut router = router.layer(
             // Outermost first.
             ServiceBuilder::new()
                 // Outside the panic guard, so a panic counts as a 500.
                 .layer(HttpMetricsLayer::new(HttpMetrics::new(&self.registry)))
+                // The door: inside the metrics, so a shed request shows as
+                // a 503 on the dashboard and in alerts; before everything
+                // else, so it costs no span, no timer and no handler, and
+                // is answered at once instead of queueing for the budget.
+                .layer(shed)
                 // A panicking handler answers 500 to its own request
                 // only; the process keeps serving everyone else.
                 .layer(CatchPanicLayer::custom(move |_| (errors.panic)()))
@@ -178,25 +231,21 @@ impl HttpServer {
             router,
             admin_routes,
             readiness,
+            reads,
         } = self;
+        let slow = Counter::default();
+        registry.register(
+            crate::metrics::names::HTTP_SERVER_SLOW_CLIENTS,
+            "HTTP connections closed because their request headers did not arrive within http.reads.header",
+            slow.clone(),
+        );
         let readiness = readiness.unwrap_or_else(|| admin::follow(accepting.subscribe()));
         let admin_router = admin::router(registry, readiness).merge(admin_routes);
         let drain = CancellationToken::new();
         let task = crate::telemetry::spawn(
             "http-server",
-            // Nagle off, as tonic does for gRPC: a response written in two
-            // pieces must not wait for the client's delayed ACK.
-            axum::serve(
-                listener.tap_io(|tcp| {
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::debug!(error = %e, "TCP_NODELAY not set");
-                    }
-                }),
-                router,
-            )
-            .with_graceful_shutdown(drain.clone().cancelled_owned())
-            .into_future()
-            .map(|result| result.map_err(ServerError::Http)),
+            serve(listener, router, reads, slow, drain.clone())
+                .map(|result| result.map_err(ServerError::Http)),
         );
         let serving = Serving {
             task,
@@ -208,6 +257,97 @@ impl HttpServer {
         };
         lifecycle.run(admin_router, serving, signal, leave).await
     }
+}
+
+/// Serves HTTP/1 connections from `listener` until `drain` is cancelled,
+/// then waits for the open ones to finish their requests.
+///
+/// By hand rather than `axum::serve`, which sets no timer on hyper's
+/// builder, so hyper's header read timeout never fires there and a client
+/// dribbling header bytes holds its connection (and a task) forever.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    reads: ReadTimeouts,
+    slow: Counter,
+    drain: CancellationToken,
+) -> std::io::Result<()> {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(reads.header);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            () = drain.cancelled() => break,
+        };
+        // Nagle off, as tonic does for gRPC: a response written in two
+        // pieces must not wait for the client's delayed ACK.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+        let body_timeout = reads.body;
+        // What `into_make_service_with_connect_info` would give handlers:
+        // the peer address (the client IP of rate limits). The body read
+        // timeout wraps the body where it is read from the socket.
+        let service =
+            router
+                .clone()
+                .map_request(move |request: http::Request<hyper::body::Incoming>| {
+                    // A deadline for the whole body, not per frame: a client
+                    // dribbling a byte at a time never leaves a frame late. Bodiless
+                    // requests (most reads) skip the timer.
+                    let mut request = request.map(|body| {
+                        if http_body::Body::is_end_stream(&body) {
+                            Body::new(body)
+                        } else {
+                            Body::new(tower_http::timeout::DeadlineBody::new(body_timeout, body))
+                        }
+                    });
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                });
+        let connection = graceful
+            .watch(builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service)));
+        let slow = slow.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                if e.is_timeout() {
+                    slow.inc();
+                }
+                tracing::trace!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Accept errors (out of file descriptors, a connection reset before it
+/// was accepted) must not stop the server; a short pause keeps a persistent
+/// one (EMFILE) from spinning, as axum::serve does.
+async fn accept_failed(error: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    static LOG: crate::telemetry::LogEvery =
+        crate::telemetry::LogEvery::new(Duration::from_secs(10));
+    if let Some(suppressed) = LOG.check() {
+        tracing::warn!(error = %error, suppressed, "accept failed (one line per 10 s)");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Scopes the request with its deadline (see `crate::resilience::deadline`).

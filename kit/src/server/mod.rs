@@ -17,6 +17,7 @@
 mod grpc;
 mod http;
 mod lifecycle;
+pub mod shed;
 
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ use crate::shutdown::ShutdownSettings;
 use crate::telemetry::TelemetrySettings;
 
 pub use grpc::GrpcServer;
-pub use http::{HttpErrors, HttpServer, HttpStack};
+pub use http::{HttpErrors, HttpServer, HttpStack, ReadTimeouts};
 
 /// The settings every service shares, under `platform:` in its config.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -1,0 +1,6 @@
+/// The in-flight limit was reached: the request was answered at once.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{limit} requests in flight: shedding the excess")]
+pub struct Overloaded {
+    pub limit: usize,
+}
