@@ -45,6 +45,11 @@ bench: ## Throughput, latency and memory vs a bare skeleton (several minutes; do
 	@scripts/deps.sh bench
 	@scripts/bench.sh
 
+.PHONY: bench-instr
+bench-instr: ## Instructions (callgrind) and system calls per request, per process, platform vs bare skeleton (docs/benchmarks.md)
+	@scripts/deps.sh bench
+	@scripts/bench-instr.sh
+
 .PHONY: lint
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
