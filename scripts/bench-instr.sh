@@ -30,7 +30,7 @@
 # nearly every read of a busy site is), however slowly callgrind runs.
 #
 # Knobs: BIN, REQUESTS (per kind, 100; --budget: 20), WARMUP (20), WORKERS
-# (tokio workers per process, 1), KINDS ("list page comment"; --budget:
+# (tokio workers per process, 1), LOADGEN ($BIN/loadgen), KINDS ("list page comment"; --budget:
 # list), SYSCALLS (1: also strace -c; needs strace), OUT (the table).
 # Per-process callgrind profiles stay in target/bench/callgrind/ for
 # callgrind_annotate.
@@ -48,6 +48,8 @@ else
   SYSCALLS=${SYSCALLS:-1} SKELETON=${SKELETON:-1}
 fi
 WARMUP=${WARMUP:-20}
+# The load generator is not measured: any build of it will do.
+LOADGEN=${LOADGEN:-$BIN/loadgen}
 WORKERS=${WORKERS:-1}
 BUDGET_FILE=scripts/bench/instr-budget
 OUT_DIR=target/bench
@@ -57,8 +59,8 @@ LOGS=$OUT_DIR/logs/instr
 LIST_PATH="/api/v1/articles?limit=20"
 
 # Ports away from make run's, make bench's and make loadtest's.
-STACK_PORT=18380 STACK_GRPC_PORT=50451 STACK_ADMIN_PORT=19400 STACK_ETCD_PORT=22779
-SKELETON_PORT=18381 SKELETON_GRPC_PORT=50461
+STACK_PORT=18480 STACK_GRPC_PORT=50551 STACK_ADMIN_PORT=19500 STACK_ETCD_PORT=22879
+SKELETON_PORT=18481 SKELETON_GRPC_PORT=50561
 
 say() { stack_say "$@"; }
 
@@ -74,7 +76,7 @@ need() { # TOOL PACKAGE: installs PACKAGE when TOOL is missing (Debian)
 need valgrind valgrind
 [ "$SYSCALLS" = 1 ] && need strace strace
 
-bins=(gateway user content comment loadgen)
+bins=(gateway user content comment)
 [ "$SKELETON" = 1 ] && bins+=(skeleton-gateway skeleton-service)
 missing=false
 for bin in "${bins[@]}"; do [ -x "$BIN/$bin" ] || missing=true; done
@@ -88,6 +90,10 @@ mkdir -p "$OUT_DIR" "$LOGS"
 rm -rf "$CG_DIR"
 mkdir -p "$CG_DIR"
 
+# Everything a process runs in the window is counted, including the
+# gateway's dashboard sampler (the whole registry encoded and parsed once a
+# second, watched or not): work per second, not per request, so the
+# gateway's figure depends on how slowly callgrind ran (docs/benchmarks.md).
 CALLGRIND=(valgrind --tool=callgrind --instr-atstart=no --fair-sched=try
   "--callgrind-out-file=$PWD/$CG_DIR/%q{STACK_PROCESS}.%p")
 
@@ -117,10 +123,10 @@ declare -A IR=() SC=()  # "<target>/<kind>/<process>" -> per request
 fixed() {
   local url=$1 kind=$2 n=$3
   if [ "$kind" = comment ]; then
-    "$BIN/loadgen" fixed "$url" --requests "$n" --token "$BENCH_TOKEN" \
+    "$LOADGEN" fixed "$url" --requests "$n" --token "$BENCH_TOKEN" \
       --body '{"body":"Counted, not timed: a sensible decision."}' >/dev/null
   else
-    "$BIN/loadgen" fixed "$url" --requests "$n" >/dev/null
+    "$LOADGEN" fixed "$url" --requests "$n" >/dev/null
   fi
 }
 
@@ -129,8 +135,14 @@ measure() {
   local target=$1 kind=$2 url=$3 pair pid name summary
   shift 3
   say "$target $kind: $WARMUP requests to warm up, then $REQUESTS counted"
-  fixed "$url" "$kind" "$WARMUP"
+  # Warm-up under instrumentation: callgrind translates each code path
+  # again once instrumentation is on, slowly, and that must not be counted.
+  # The first calls may time out while their code is translated: warm up
+  # until WARMUP requests in a row succeed.
   for pair in "$@"; do callgrind_control -i on "${pair#*=}" >/dev/null; done
+  local try
+  for try in $(seq 1 60); do fixed "$url" "$kind" "$WARMUP" 2>/dev/null && break; done
+  [ "$try" -lt 60 ] || { echo "$target $kind never succeeded under callgrind" >&2; return 1; }
   for pair in "$@"; do callgrind_control -z "${pair#*=}" >/dev/null; done
   fixed "$url" "$kind" "$REQUESTS"
   for pair in "$@"; do
@@ -176,7 +188,11 @@ url_of() { # BASE KIND
 
 # The platform's settings for a counted run: caches answer every read of the
 # measurement however slowly callgrind runs.
+# The gateway's whole-request budget is raised too: it sends the services
+# what is left of it only when that is below a method's own timeout, which
+# it never is here, so the counted path is the same.
 export APP_CONTENT__CACHE__TTL=1h APP_COMMENT__CACHE__TTL=1h APP_USER__CACHE__TTL=1h
+export APP_GATEWAY__HTTP__REQUEST_TIMEOUT=120s
 
 # 1. The platform: seeded natively, then under callgrind on the same files.
 DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/newsroom-instr.XXXXXX")
@@ -184,7 +200,7 @@ STACK_BIN=$BIN STACK_DATA=$DATA_DIR STACK_LOGS=$LOGS STACK_WORKERS=$WORKERS
 stack_check_ports
 stack_start
 say "seeding (natively)"
-seeded=$("$BIN/loadgen" seed "$STACK_URL" --articles 25 --comments 50)
+seeded=$("$LOADGEN" seed "$STACK_URL" --articles 25 --comments 50)
 eval "$(printf '%s\n' "$seeded" | sed -n 's/^\(BENCH_[A-Z_]*=[A-Za-z0-9._-]*\)$/export \1/p')"
 # seed comments article_ids[(n * 7) % 25]: the first article has two, as
 # the skeleton's canned articles do.
@@ -200,12 +216,15 @@ say "the platform again, under callgrind"
 STACK_WRAP="${CALLGRIND[*]}" STACK_START_TIMEOUT=300 stack_start
 PLATFORM_PIDS=(gateway="${STACK_PIDS[gateway]}" user="${STACK_PIDS[user]}"
   content="${STACK_PIDS[content]}" comment="${STACK_PIDS[comment]}")
-# Under callgrind a slow answer could degrade a page instead of failing it.
+# Under callgrind a slow answer degrades a page instead of failing it: the
+# first calls translate code (and every service must have been discovered).
+whole() { # KIND: true when a page of KIND answers without a degraded part
+  local body
+  body=$(curl -fsS "$(url_of "$STACK_URL" "$1")") && ! grep -q '"degraded"' <<<"$body"
+}
 for kind in list page; do
-  if curl -fsS "$(url_of "$STACK_URL" "$kind")" | grep -q '"degraded"'; then
-    echo "the $kind page is degraded under callgrind: the counts would not be the normal path's" >&2
-    exit 1
-  fi
+  for _ in $(seq 1 60); do whole "$kind" && break; sleep 1; done
+  whole "$kind" || { echo "the $kind page stays degraded under callgrind" >&2; exit 1; }
 done
 for kind in $KINDS; do measure platform "$kind" "$(url_of "$STACK_URL" "$kind")" "${PLATFORM_PIDS[@]}"; done
 stack_stop
@@ -306,11 +325,16 @@ if $BUDGET; then
   # build's article list; a process over its budget by more than MARGIN %
   # fails. Rewrite the file (the figures printed above) when a change makes
   # a process dearer on purpose, and say why in the commit.
+  # Enforced for the services only: the gateway's count includes its
+  # dashboard sampler's per-second work, which varies with the machine's
+  # speed; it is printed, not enforced, until that sampler runs only
+  # while someone watches.
   margin=$(awk '$1 == "margin" { print $2 }' "$BUDGET_FILE")
   failed=false
-  for name in "${PROCESSES[@]}" total; do
+  echo "article list, gateway (not enforced): ${IR[platform/list/gateway]} instructions per request"
+  for name in user content comment; do
     budget=$(awk -v n="$name" '$1 == n { print $2 }' "$BUDGET_FILE")
-    if [ "$name" = total ]; then got=$(total platform list IR); else got=${IR[platform/list/$name]}; fi
+    got=${IR[platform/list/$name]}
     verdict=$(awk -v g="$got" -v b="$budget" -v m="$margin" 'BEGIN {
       printf "%s %.1f", (g > b * (1 + m / 100)) ? "OVER" : "ok", (g / b - 1) * 100 }')
     echo "article list, $name: $got instructions per request, budget $budget (+$margin %): ${verdict% *} (${verdict#* } %)"

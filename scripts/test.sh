@@ -58,3 +58,6 @@ scripts/check-deploy.sh contract
 
 step "bench smoke"
 scripts/bench.sh --smoke
+
+step "instructions per article-list request (callgrind, debug build) within scripts/bench/instr-budget"
+scripts/bench-instr.sh --budget
