@@ -58,6 +58,11 @@ spike: ## A news spike with faults (10× load, comment and content killed, etcd 
 	@scripts/deps.sh build
 	@scripts/spike.sh
 
+.PHONY: bench-instr
+bench-instr: ## Instructions (callgrind) and system calls per request, per process, platform vs bare skeleton (docs/benchmarks.md)
+	@scripts/deps.sh bench
+	@scripts/bench-instr.sh
+
 .PHONY: lint
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check

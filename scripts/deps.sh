@@ -4,7 +4,7 @@
 #
 #   scripts/deps.sh build   # protoc (to compile the contracts) and etcd
 #   scripts/deps.sh test    # + a running etcd, MariaDB and Redis for tests
-#   scripts/deps.sh bench   # + wrk, the load generator of make bench
+#   scripts/deps.sh bench   # + wrk, valgrind and strace (make bench, make bench-instr)
 set -euo pipefail
 
 mode=${1:-build}
@@ -114,9 +114,10 @@ ensure_redis_running() {
 
 ensure_cargo
 apt_install protobuf-compiler etcd-server etcd-client
-# The test suite runs a short smoke of make bench.
+# The test suite runs a short smoke of make bench and counts the article
+# list's instructions (valgrind); make bench-instr also counts system calls.
 if [ "$mode" = test ] || [ "$mode" = bench ]; then
-  apt_install wrk
+  apt_install wrk valgrind strace
 fi
 if [ "$mode" = test ]; then
   # promtool lints /metrics; chromium renders the live dashboard.

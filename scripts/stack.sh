@@ -18,6 +18,10 @@
 #                    kept in $STACK_RUN_DIR/logs/NAME.log)
 #   STACK_WORKERS    tokio worker threads per process (0 = one per core);
 #                    unset = each process's configuration
+#   STACK_WRAP       a command the gateway and services run under (e.g.
+#                    valgrind …; word-split), with STACK_PROCESS=<name> in
+#                    their environment; unset = none
+#   STACK_START_TIMEOUT seconds stack_start waits for the gateway (30)
 # Other settings pass through the APP_* environment.
 #
 # After stack_start: STACK_PIDS[name] for name in STACK_NAMES, STACK_URL,
@@ -137,7 +141,7 @@ stack_start_services() {
     APP_PLATFORM__DISCOVERY__ENDPOINTS="[\"$STACK_ETCD\"]" \
       stack_spawn "$service" env "${tuning[@]}" ${STACK_WORKERS:+APP_PLATFORM__RUNTIME__WORKER_THREADS=$STACK_WORKERS} \
         "APP_${service^^}__DATABASE__URL=sqlite://$STACK_DATA/$service.db" \
-        "$STACK_BIN/$service"
+        STACK_PROCESS="$service" ${STACK_WRAP:-} "$STACK_BIN/$service"
   done
 }
 
@@ -149,7 +153,7 @@ stack_start_gateway() {
   APP_PLATFORM__ADMIN__PORT=$STACK_ADMIN_PORT \
   APP_PLATFORM__DISCOVERY__ENDPOINTS="[\"$STACK_ETCD\"]" \
     stack_spawn gateway env ${STACK_WORKERS:+APP_PLATFORM__RUNTIME__WORKER_THREADS=$STACK_WORKERS} \
-      "$STACK_BIN/gateway"
+      STACK_PROCESS=gateway ${STACK_WRAP:-} "$STACK_BIN/gateway"
 }
 
 # stack_launch NAME: starts one process of the stack (again), with the
@@ -206,7 +210,7 @@ stack_start() {
   # The admin port's /readyz: start-up polls are not API requests, so they
   # do not show up as 5xx on the dashboard.
   local ready="http://127.0.0.1:$STACK_ADMIN_PORT/readyz"
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 $((${STACK_START_TIMEOUT:-30} * 10))); do
     curl -fsS "$ready" >/dev/null 2>&1 && return 0
     stack_alive || { echo "a process exited during start-up; see its output ${STACK_LOGS:-above}" >&2; return 1; }
     sleep 0.1

@@ -70,3 +70,6 @@ scripts/spike.sh --smoke
 
 step "make new-service, remove-service and rename in copies of the repository"
 scripts/test-generator.sh
+
+step "instructions per article-list request (callgrind, debug build) within scripts/bench/instr-budget"
+scripts/bench-instr.sh --budget

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use proto::Timestamp;
+use proto::comment::v1::Comment;
 use proto::content::v1::{Article, ArticleSummary};
 use proto::user::v1::User;
 
@@ -86,4 +87,26 @@ pub fn users() -> HashMap<i64, User> {
 /// A plausible comment count without storage.
 pub fn comment_count(article_id: i64) -> i64 {
     article_id % 7
+}
+
+/// A comment as the comment service answers a write.
+pub fn comment(id: i64, article_id: i64, author_id: i64, body: String) -> Comment {
+    Comment {
+        id,
+        article_id,
+        author_id,
+        body,
+        created_at: Some(CREATED),
+    }
+}
+
+/// The latest comments of an article: two, as `loadgen seed` writes to
+/// the articles it comments on.
+pub fn comments(article_id: i64, page_size: i32) -> Vec<Comment> {
+    (1..=2.min(page_size.max(0) as i64))
+        .map(|n| {
+            let body = format!("Comment {n}: a sensible decision.");
+            comment(article_id * 10 + n, article_id, n % AUTHORS + 1, body)
+        })
+        .collect()
 }

@@ -134,6 +134,51 @@ pub async fn http(url: &str, rate: f64, duration: Duration) -> anyhow::Result<Re
     .await
 }
 
+/// `requests` requests one after another on one kept-alive connection
+/// (`POST body` with a bearer `token` when `body` is set, else `GET`): a
+/// fixed amount of work, for counting instructions and system calls per
+/// request. Any answer but a 2xx fails the run.
+pub async fn fixed(
+    url: &str,
+    requests: u64,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> anyhow::Result<Report> {
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1)
+        .build()?;
+    let url = reqwest::Url::parse(url)?;
+    let mut latency = Histogram::new_with_bounds(1, 60_000_000, 3)?;
+    let start = Instant::now();
+    for n in 0..requests {
+        let mut request = match body {
+            Some(body) => client
+                .post(url.clone())
+                .header("content-type", "application/json")
+                .body(body.to_owned()),
+            None => client.get(url.clone()),
+        };
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let begun = Instant::now();
+        let response = request.send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            return Err(anyhow!("request {n} of {requests}: {status} {text}"));
+        }
+        latency.saturating_record(begun.elapsed().as_micros().max(1) as u64);
+    }
+    Ok(Report {
+        requests,
+        errors: 0,
+        elapsed: start.elapsed(),
+        latency,
+    })
+}
+
 /// The gateway's article page made directly over gRPC at `rate`.
 pub async fn grpc_page(
     clients: crate::skeleton::Clients,

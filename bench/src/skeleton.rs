@@ -1,21 +1,22 @@
-//! The bare skeleton: the gateway's article-list route over plain tonic, and
-//! canned-data servers for the three services. Nothing else — no discovery,
+//! The bare skeleton: the gateway's article list, article page and comment
+//! write over plain tonic, and canned-data servers for the three services. Nothing else — no discovery,
 //! balancing, breakers, metrics, tracing, timeouts or storage — so its
 //! throughput is what the process topology itself allows.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use proto::comment::v1::comment_service_client::CommentServiceClient;
 use proto::comment::v1::comment_service_server::{CommentService, CommentServiceServer};
 use proto::comment::v1::{
-    CountCommentsRequest, CountCommentsResponse, CreateCommentRequest, CreateCommentResponse,
-    ListCommentsRequest, ListCommentsResponse,
+    Comment, CountCommentsRequest, CountCommentsResponse, CreateCommentRequest,
+    CreateCommentResponse, ListCommentsRequest, ListCommentsResponse,
 };
 use proto::content::v1::content_service_client::ContentServiceClient;
 use proto::content::v1::content_service_server::{ContentService, ContentServiceServer};
@@ -42,6 +43,7 @@ pub fn services() -> tonic::transport::server::Router {
         articles: canned::articles(),
         summaries: canned::summaries(),
         users: canned::users(),
+        next_comment: AtomicI64::new(1),
     });
     Server::builder()
         .add_service(ContentServiceServer::from_arc(data.clone()))
@@ -53,6 +55,8 @@ struct Canned {
     articles: Vec<proto::content::v1::Article>,
     summaries: Vec<proto::content::v1::ArticleSummary>,
     users: HashMap<i64, User>,
+    /// Ids of written comments (which are not kept).
+    next_comment: AtomicI64,
 }
 
 #[tonic::async_trait]
@@ -132,16 +136,24 @@ impl UserService for Canned {
 impl CommentService for Canned {
     async fn create_comment(
         &self,
-        _: Request<CreateCommentRequest>,
+        request: Request<CreateCommentRequest>,
     ) -> Result<GrpcResponse<CreateCommentResponse>, Status> {
-        Err(Status::unimplemented("the skeleton only reads"))
+        let new = request.into_inner();
+        let id = self.next_comment.fetch_add(1, Ordering::Relaxed);
+        Ok(GrpcResponse::new(CreateCommentResponse {
+            comment: Some(canned::comment(id, new.article_id, new.author_id, new.body)),
+        }))
     }
 
     async fn list_comments(
         &self,
-        _: Request<ListCommentsRequest>,
+        request: Request<ListCommentsRequest>,
     ) -> Result<GrpcResponse<ListCommentsResponse>, Status> {
-        Ok(GrpcResponse::new(ListCommentsResponse::default()))
+        let request = request.into_inner();
+        Ok(GrpcResponse::new(ListCommentsResponse {
+            comments: canned::comments(request.article_id, request.page_size),
+            next_page_token: String::new(),
+        }))
     }
 
     async fn count_comments(
@@ -227,7 +239,92 @@ impl Clients {
             next_cursor: (!page.next_page_token.is_empty()).then_some(page.next_page_token),
         })
     }
+
+    /// The gateway's article page: the article, its latest comments and
+    /// its comment count in parallel, then the authors.
+    pub async fn article(&self, id: i64) -> Result<ArticleDetail, Status> {
+        let (mut content, mut comment, mut counter) = (
+            self.content.clone(),
+            self.comment.clone(),
+            self.comment.clone(),
+        );
+        let (article, comments, counts) = tokio::try_join!(
+            content.get_article(GetArticleRequest { id }),
+            comment.list_comments(ListCommentsRequest {
+                article_id: id,
+                page_size: LATEST_COMMENTS,
+                page_token: String::new(),
+            }),
+            counter.count_comments(CountCommentsRequest {
+                article_ids: vec![id],
+            }),
+        )?;
+        let article = article
+            .into_inner()
+            .article
+            .ok_or_else(|| Status::internal("no article"))?;
+        let comments = comments.into_inner().comments;
+        let count = counts.into_inner().counts.get(&id).copied().unwrap_or(0);
+        let author_ids: BTreeSet<i64> = std::iter::once(article.author_id)
+            .chain(comments.iter().map(|c| c.author_id))
+            .collect();
+        let users = self.users(author_ids).await?;
+        Ok(ArticleDetail {
+            article: Article {
+                author: users.get(&article.author_id).map(Author::from),
+                comment_count: Some(count),
+                id: article.id,
+                title: article.title,
+                summary: article.body,
+                created_at: rfc3339(article.created_at),
+                author_id: article.author_id,
+            },
+            comments: comments
+                .into_iter()
+                .map(|c| CommentView::new(c, &users))
+                .collect(),
+        })
+    }
+
+    /// The gateway's comment write: the comment, then its author. There is
+    /// no session to check: the skeleton writes as author 1.
+    pub async fn comment(&self, article_id: i64, body: String) -> Result<CommentView, Status> {
+        let comment = self
+            .comment
+            .clone()
+            .create_comment(CreateCommentRequest {
+                article_id,
+                author_id: 1,
+                body,
+            })
+            .await?
+            .into_inner()
+            .comment
+            .ok_or_else(|| Status::internal("no comment"))?;
+        let users = self.users([comment.author_id]).await?;
+        Ok(CommentView::new(comment, &users))
+    }
+
+    async fn users(
+        &self,
+        ids: impl IntoIterator<Item = i64>,
+    ) -> Result<HashMap<i64, User>, Status> {
+        let ids: BTreeSet<i64> = ids.into_iter().collect();
+        let users = self
+            .user
+            .clone()
+            .batch_get_users(BatchGetUsersRequest {
+                ids: ids.into_iter().collect(),
+            })
+            .await?
+            .into_inner()
+            .users;
+        Ok(users.into_iter().map(|u| (u.id, u)).collect())
+    }
 }
+
+/// How many comments the article page shows, as in the gateway.
+const LATEST_COMMENTS: i32 = 10;
 
 fn channel(addr: &str) -> anyhow::Result<Channel> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?
@@ -235,10 +332,16 @@ fn channel(addr: &str) -> anyhow::Result<Channel> {
         .connect_lazy())
 }
 
-/// The skeleton gateway: `GET /api/v1/articles?limit=` only.
+/// The skeleton gateway: `GET /api/v1/articles?limit=`,
+/// `GET /api/v1/articles/{id}` and `POST /api/v1/articles/{id}/comments`.
 pub fn gateway(clients: Clients) -> Router {
     Router::new()
         .route("/api/v1/articles", axum::routing::get(list_articles))
+        .route("/api/v1/articles/{id}", axum::routing::get(get_article))
+        .route(
+            "/api/v1/articles/{id}/comments",
+            axum::routing::post(create_comment),
+        )
         .with_state(clients)
 }
 
@@ -253,6 +356,27 @@ async fn list_articles(
 ) -> Result<Json<ArticlePage>, BadGateway> {
     let limit = query.limit.unwrap_or(20).clamp(1, 100);
     Ok(Json(clients.page(limit).await.map_err(BadGateway)?))
+}
+
+async fn get_article(
+    State(clients): State<Clients>,
+    Path(id): Path<i64>,
+) -> Result<Json<ArticleDetail>, BadGateway> {
+    Ok(Json(clients.article(id).await.map_err(BadGateway)?))
+}
+
+#[derive(Deserialize)]
+struct NewComment {
+    body: String,
+}
+
+async fn create_comment(
+    State(clients): State<Clients>,
+    Path(id): Path<i64>,
+    Json(new): Json<NewComment>,
+) -> Result<(StatusCode, Json<CommentView>), BadGateway> {
+    let comment = clients.comment(id, new.body).await.map_err(BadGateway)?;
+    Ok((StatusCode::CREATED, Json(comment)))
 }
 
 struct BadGateway(Status);
@@ -287,6 +411,48 @@ pub struct Author {
     pub id: i64,
     pub username: String,
     pub display_name: String,
+}
+
+impl From<&User> for Author {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+        }
+    }
+}
+
+// The same JSON shape as the gateway's `ArticleDetail`.
+#[derive(Serialize)]
+pub struct ArticleDetail {
+    #[serde(flatten)]
+    pub article: Article,
+    pub comments: Vec<CommentView>,
+}
+
+// The same JSON shape as the gateway's `Comment`.
+#[derive(Serialize)]
+pub struct CommentView {
+    pub id: i64,
+    pub article_id: i64,
+    pub body: String,
+    pub created_at: String,
+    pub author_id: i64,
+    pub author: Option<Author>,
+}
+
+impl CommentView {
+    fn new(c: Comment, users: &HashMap<i64, User>) -> Self {
+        Self {
+            author: users.get(&c.author_id).map(Author::from),
+            id: c.id,
+            article_id: c.article_id,
+            body: c.body,
+            created_at: rfc3339(c.created_at),
+            author_id: c.author_id,
+        }
+    }
 }
 
 fn rfc3339(t: Option<proto::Timestamp>) -> String {

@@ -3,6 +3,9 @@
 //! - `loadgen http URL --rate R --duration S`: open-loop `GET URL`;
 //! - `loadgen grpc-page --content A --user A --comment A --rate R --duration S
 //!   [--limit 20]`: the gateway's article page made directly over gRPC;
+//! - `loadgen fixed URL --requests N [--body JSON --token T]`: N requests in
+//!   sequence on one connection (`POST` when a body is given), for counting
+//!   instructions and system calls per request (scripts/bench-instr.sh);
 //! - `loadgen seed BASE_URL [--articles 100] [--comments 200]`: canned text
 //!   through the public API, printing `KEY=value` lines.
 //! - `loadgen spike BASE_URL --out DIR --faults FILE [--rate 1000]
@@ -21,10 +24,23 @@ fn main() -> anyhow::Result<()> {
     let args = Args::from_env()?;
     let duration = || args.or("duration", 10.0).map(Duration::from_secs_f64);
     bench::runtime("LOADGEN_WORKER_THREADS")?.block_on(async {
-        match args.positional(0, "mode: http, grpc-page, seed or spike")? {
+        match args.positional(0, "mode: http, fixed, grpc-page, seed or spike")? {
             "http" => {
                 let url = args.positional(1, "URL")?;
                 let report = bench::load::http(url, args.required("rate")?, duration()?).await?;
+                println!("{report}");
+            }
+            "fixed" => {
+                let url = args.positional(1, "URL")?;
+                let body = args.or("body", String::new())?;
+                let token = args.or("token", String::new())?;
+                let report = bench::load::fixed(
+                    url,
+                    args.required("requests")?,
+                    Some(body.as_str()).filter(|b| !b.is_empty()),
+                    Some(token.as_str()).filter(|t| !t.is_empty()),
+                )
+                .await?;
                 println!("{report}");
             }
             "grpc-page" => {
@@ -61,7 +77,7 @@ fn main() -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
-            other => anyhow::bail!("unknown mode {other:?}: http, grpc-page, seed or spike"),
+            other => anyhow::bail!("unknown mode {other:?}: http, fixed, grpc-page, seed or spike"),
         }
         Ok(())
     })

@@ -30,6 +30,22 @@ impl<S> Deadline<S> {
         }
     }
 
+    /// A deadline whose `grpc-timeout` was encoded beforehand (`header`
+    /// must be `timeout` encoded): [`crate::resilience::Guarded`] makes one per call.
+    pub(crate) fn with_header(
+        inner: S,
+        timeout: Duration,
+        min_budget: Duration,
+        header: http::HeaderValue,
+    ) -> Self {
+        Self {
+            inner,
+            timeout,
+            min_budget,
+            header,
+        }
+    }
+
     /// Below this much of the caller's deadline, calls are not sent.
     pub fn with_min_budget(mut self, min_budget: Duration) -> Self {
         self.min_budget = min_budget;
