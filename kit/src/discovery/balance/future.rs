@@ -192,9 +192,10 @@ mod tests {
     async fn calls_abandoned_at_their_deadline_eject_the_endpoint() {
         let (_silent, endpoint) = silent_endpoint();
         for _ in 0..2 {
-            // What the deadline layer above does when its timer fires.
-            let abandoned = tokio::time::timeout(Duration::from_millis(100), call(&endpoint)).await;
-            assert!(abandoned.is_err());
+            // What the deadline layer above does when its timer fires; tonic's
+            // own timer for the same `grpc-timeout` may fire first, and
+            // counts the same.
+            let _ = tokio::time::timeout(Duration::from_millis(100), call(&endpoint)).await;
         }
         assert!(endpoint.is_ejected());
         assert_eq!(endpoint.in_flight(), 0);
