@@ -3,7 +3,8 @@
 # prints what the clients saw, as a table. The scenarios are the tests of
 # gateway/tests/chaos (some only run here: they are #[ignore]d in make test).
 # The partition scenarios need root (network namespaces); elsewhere they say
-# SKIP and pass.
+# SKIP and pass. Latency and loss use tc netem, or, on a kernel without
+# sch_netem, nftables loss and a delaying relay: the row names which.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -15,5 +15,6 @@ mod etcd_cluster;
 mod load;
 mod netns;
 mod partition;
+mod relay;
 mod scenarios;
 mod stack;

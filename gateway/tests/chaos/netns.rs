@@ -4,12 +4,15 @@
 //!
 //! A cut is an nftables drop of the pair's packets inside the first host
 //! (silent, like a partition: no RST, no ICMP); impairment is `tc netem` on
-//! the host's link. Everything is named `nr<S>…` and removed on drop and, for
+//! the host's link, or nftables loss and a delaying relay without netem. Everything is named `nr<S>…` and removed on drop and, for
 //! leftovers of a killed run, before S is used again.
 
+use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
+use crate::relay::Relay;
 use crate::stack::Host;
 
 pub struct Net {
@@ -231,15 +234,86 @@ impl Net {
         let _ = Self::nft(from, &["delete", "table", "inet", "chaos"]);
     }
 
-    /// `tc netem` on `host`'s link, e.g. `["delay", "200ms", "loss", "5%"]`;
-    /// an error where the kernel has no netem.
-    pub fn impair(&self, host: &Host, netem: &[&str]) -> Result<(), String> {
+    /// `delay` and `loss_percent` % loss on what `host` sends: `tc netem` on
+    /// its link; where the kernel has no netem, an nftables rule drops the
+    /// share of its outgoing packets (`numgen random`) and a [`Relay`] in
+    /// the host delays what the service on `port` sends.
+    pub fn impair(
+        &self,
+        host: &Host,
+        delay: Duration,
+        loss_percent: u32,
+        port: u16,
+    ) -> Result<Impairment, String> {
         let netns = host.netns.as_deref().unwrap();
-        let mut all = vec![
-            "netns", "exec", netns, "tc", "qdisc", "add", "dev", "eth0", "root", "netem",
-        ];
-        all.extend_from_slice(netem);
-        ip(&all).map(|_| ())
+        let (delay_ms, loss) = (
+            format!("{}ms", delay.as_millis()),
+            format!("{loss_percent}%"),
+        );
+        let netem = ip(&[
+            "netns", "exec", netns, "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay",
+            &delay_ms, "loss", &loss,
+        ]);
+        match netem {
+            Ok(_) => return Ok(Impairment::Netem),
+            Err(e) if !e.contains("qdisc kind is unknown") => return Err(e),
+            Err(_) => {}
+        }
+        for rule in [
+            "add table inet impair",
+            "add chain inet impair out { type filter hook output priority 0 ; policy accept ; }",
+            &format!(
+                "add rule inet impair out oifname \"eth0\" numgen random mod 100 < {loss_percent} drop"
+            ),
+        ] {
+            Self::nft(host, &[rule])?;
+        }
+        let upstream = SocketAddr::new(host.ip.parse().unwrap(), port);
+        let (relay, relay_port) = Relay::start(netns, upstream, delay)?;
+        // Only connections from other hosts (the relay's own, to the
+        // service, stay on the host).
+        for rule in [
+            "add table ip impairnat",
+            "add chain ip impairnat pre { type nat hook prerouting priority -100 ; }",
+            &format!(
+                "add rule ip impairnat pre iifname \"eth0\" tcp dport {port} redirect to :{relay_port}"
+            ),
+        ] {
+            Self::nft(host, &[rule])?;
+        }
+        // A redirect applies to new connections only: reset the callers'
+        // open ones, so that they reconnect through the relay.
+        ip(&[
+            "netns",
+            "exec",
+            netns,
+            "ss",
+            "-K",
+            "state",
+            "established",
+            "sport",
+            "=",
+            &format!(":{port}"),
+        ])?;
+        Ok(Impairment::Relay { _relay: relay })
+    }
+}
+
+/// What produced the latency and loss of [`Net::impair`].
+pub enum Impairment {
+    Netem,
+    /// nftables loss and a delaying relay; runs until dropped.
+    Relay {
+        _relay: Relay,
+    },
+}
+
+impl Impairment {
+    pub fn mechanism(&self) -> &'static str {
+        match self {
+            Self::Netem => "tc netem",
+            Self::Relay { .. } => "nftables numgen loss + delaying relay (no sch_netem)",
+        }
     }
 }
 

@@ -66,6 +66,17 @@ impl World {
         )
     }
 
+    /// The gRPC port content instance `i` registered in etcd.
+    async fn grpc_port(&self, i: usize) -> u16 {
+        let ip = &self.content(i).host.ip;
+        self.stack
+            .addresses("content")
+            .await
+            .iter()
+            .find_map(|addr| addr.strip_prefix(&format!("{ip}:"))?.parse().ok())
+            .unwrap()
+    }
+
     async fn content_seen(&self) -> Option<u64> {
         seen(&self.stack).await.and_then(|i| i["content"].as_u64())
     }
@@ -184,12 +195,11 @@ async fn latency_and_loss_on_one_instance_steer_traffic_away_and_deadlines_hold(
         return;
     };
     let a = world.content(0).host.clone();
-    if let Err(e) = world.net.impair(&a, &["delay", "200ms", "loss", "5%"]) {
-        println!(
-            "SKIP: this kernel cannot add latency and loss (tc netem, CONFIG_NET_SCH_NETEM): {e}"
-        );
-        return;
-    }
+    let port = world.grpc_port(0).await;
+    let impairment = world
+        .net
+        .impair(&a, Duration::from_millis(200), 5, port)
+        .unwrap();
     let (a0, b0) = (world.served(0).await, world.served(1).await);
     let started = Instant::now();
     let load = Load::start(world.stack.url(LIST), 4);
@@ -197,17 +207,18 @@ async fn latency_and_loss_on_one_instance_steer_traffic_away_and_deadlines_hold(
     let report = load.stop(started).await;
     let (a1, b1) = (world.served(0).await, world.served(1).await);
     let share = (a1 - a0) / ((a1 - a0) + (b1 - b0)).max(1.0);
+    let mechanism = impairment.mechanism();
     println!(
-        "CHAOS netem 200 ms + 5 % loss on one instance: {} requests, {} failed; the slow instance served {:.1} % of the list calls",
+        "CHAOS 200 ms + 5 % loss on one instance ({mechanism}): {} requests, {} failed; the slow instance served {:.1} % of the list calls",
         report.requests,
         report.failures,
         share * 100.0
     );
     row(
-        "netem 200 ms + 5 % loss on one instance",
+        "200 ms + 5 % loss on one instance",
         report.requests,
         report.failures,
-        &format!("slow instance served {:.1} %", share * 100.0),
+        &format!("slow instance served {:.1} % ({mechanism})", share * 100.0),
     );
     assert_eq!(report.failures, 0, "deadlines held: {report:?}");
     assert!(share < 0.25, "most traffic went elsewhere: {share}");

@@ -259,6 +259,26 @@ impl Stack {
             .unwrap_or(0)
     }
 
+    /// The addresses the instances of `service` registered.
+    pub async fn addresses(&self, service: &str) -> Vec<String> {
+        let mut client = etcd_client::Client::connect(&self.endpoints, None)
+            .await
+            .unwrap();
+        let listed = client
+            .get(
+                format!("{}/{service}/", self.prefix),
+                Some(etcd_client::GetOptions::new().with_prefix()),
+            )
+            .await
+            .unwrap();
+        listed
+            .kvs()
+            .iter()
+            .filter_map(|kv| serde_json::from_slice::<kit::discovery::Instance>(kv.value()).ok())
+            .map(|instance| instance.addr)
+            .collect()
+    }
+
     /// Waits until the gateway sees `n` instances of `service`.
     pub async fn wait_for_instances(&self, service: &str, n: u64) {
         for _ in 0..400 {

@@ -3,8 +3,8 @@
 //! reads them on each request without taking a lock).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -17,6 +17,8 @@ use super::Instance;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChannelSettings {
+    /// Also the budget of the health check that probes an ejected
+    /// instance.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// HTTP/2 ping interval: a peer that vanished without closing the TCP
@@ -26,9 +28,12 @@ pub struct ChannelSettings {
     pub keepalive_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub keepalive_timeout: Duration,
-    /// An instance whose connection fails is skipped for this long, doubling
-    /// on each further failure up to `ejection_max`; etcd may still list it
-    /// (its lease outlives a crash by up to the TTL).
+    /// An instance whose connection fails, or whose calls are abandoned at
+    /// their deadline twice in a row, is ejected: skipped until, after this
+    /// long, a gRPC health check answers within `connect_timeout`. Each
+    /// failed check doubles the wait, up to `ejection_max`. etcd may still
+    /// list it (its lease outlives a crash by up to the TTL; a partition
+    /// between caller and instance leaves it alone).
     #[serde(with = "humantime_serde")]
     pub ejection_base: Duration,
     #[serde(with = "humantime_serde")]
@@ -50,16 +55,30 @@ impl Default for ChannelSettings {
     }
 }
 
+/// Calls in a row abandoned at their deadline that eject an instance, as
+/// Envoy's outlier detection counts timeouts among its consecutive gateway
+/// failures. Two rather than Envoy's five: one gateway sees only its own
+/// calls, and a silently cut-off instance holds every call sent to it for a
+/// whole deadline, so each further one is a failed request; one slow answer
+/// (a heavy query, a pause) must still not take a healthy instance out.
+const TIMEOUTS_TO_EJECT: u32 = 2;
+
 /// One instance and the connection to it.
 #[derive(Debug)]
 pub struct Endpoint {
     instance: Instance,
     channel: tonic::transport::Channel,
     in_flight: AtomicUsize,
-    /// Consecutive connection failures.
+    /// Ejections since the last answered call: the doubling of the wait.
     failures: AtomicU32,
-    /// Time ([`crate::time::monotonic_nanos`]) before which this endpoint is skipped.
-    ejected_until: AtomicU64,
+    /// Calls in a row abandoned at their deadline.
+    timeouts: AtomicU32,
+    /// 0 while in rotation; otherwise ejected, and the time
+    /// ([`crate::time::monotonic_nanos`]) of the next health probe.
+    probe_at: AtomicU64,
+    /// A probe task is running for this endpoint.
+    probing: AtomicBool,
+    probe_timeout: Duration,
     ejection_base: Duration,
     ejection_max: Duration,
 }
@@ -83,7 +102,10 @@ impl Endpoint {
             channel,
             in_flight: AtomicUsize::new(0),
             failures: AtomicU32::new(0),
-            ejected_until: AtomicU64::new(0),
+            timeouts: AtomicU32::new(0),
+            probe_at: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+            probe_timeout: settings.connect_timeout,
             ejection_base: settings.ejection_base,
             ejection_max: settings.ejection_max,
         })
@@ -110,52 +132,131 @@ impl Endpoint {
     }
 
     pub fn is_ejected(&self) -> bool {
-        self.ejected_until.load(Ordering::Relaxed) > crate::time::monotonic_nanos()
+        self.probe_at.load(Ordering::Relaxed) != 0
     }
 
     pub(crate) fn record_success(&self) {
         // Only write when there is something to clear: a store on every
         // request would bounce the cache line between cores.
-        if self.failures.load(Ordering::Relaxed) != 0 {
+        if self.failures.load(Ordering::Relaxed) != 0 || self.timeouts.load(Ordering::Relaxed) != 0
+        {
             self.failures.store(0, Ordering::Relaxed);
-            self.ejected_until.store(0, Ordering::Relaxed);
+            self.timeouts.store(0, Ordering::Relaxed);
+            self.probe_at.store(0, Ordering::Relaxed);
         }
     }
 
-    pub(crate) fn record_failure(&self, error: &dyn std::error::Error) {
-        let was_ejected = self.is_ejected();
-        let failures = self
-            .failures
+    /// The connection failed: ejected at once (a reconnect costs little,
+    /// and the gateway retries a call that was never sent).
+    pub(crate) fn record_failure(self: &Arc<Self>, error: &dyn std::error::Error) {
+        self.eject(error);
+    }
+
+    /// A call got no answer within its deadline.
+    pub(crate) fn record_timeout(self: &Arc<Self>) {
+        let timeouts = self
+            .timeouts
             .fetch_add(1, Ordering::Relaxed)
             .saturating_add(1);
-        let ejection = self
-            .ejection_base
-            .saturating_mul(1u32 << (failures - 1).min(16))
-            .min(self.ejection_max);
-        self.ejected_until.store(
-            crate::time::monotonic_nanos().saturating_add(ejection.as_nanos() as u64),
-            Ordering::Relaxed,
+        if timeouts >= TIMEOUTS_TO_EJECT {
+            self.eject(&NoAnswer(timeouts));
+        }
+    }
+
+    /// Takes the endpoint out of rotation and starts probing it. Failures
+    /// of calls already in flight when it was ejected change nothing: only
+    /// a failed probe lengthens the wait.
+    fn eject(self: &Arc<Self>, error: &dyn std::error::Error) {
+        let ejection = self.ejection(self.failures.load(Ordering::Relaxed));
+        let at = crate::time::monotonic_nanos().saturating_add(ejection.as_nanos() as u64);
+        if self
+            .probe_at
+            .compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.timeouts.store(0, Ordering::Relaxed);
+        // Once per ejection, not once per call.
+        tracing::warn!(
+            instance = %self.instance.id,
+            addr = %self.instance.addr,
+            ?ejection,
+            error = %Chain(error),
+            "instance ejected until it answers a health check"
         );
-        // Once per outage, not once per call: while every instance is out,
-        // calls still try one, and each would log the same failure again.
-        if was_ejected {
-            tracing::debug!(
-                instance = %self.instance.id,
-                ?ejection,
-                error = %Chain(error),
-                "connection failed again; ejection extended"
-            );
+        if !self.probing.swap(true, Ordering::AcqRel) {
+            crate::telemetry::spawn("probe-ejected", probe(Arc::downgrade(self)));
+        }
+    }
+
+    /// The wait before the probe after `failures` earlier ejections.
+    fn ejection(&self, failures: u32) -> Duration {
+        self.ejection_base
+            .saturating_mul(1u32 << failures.min(16))
+            .min(self.ejection_max)
+    }
+
+    /// Any answer of the instance's health service, SERVING or not: the
+    /// probe asks whether calls reach the instance, not whether it is
+    /// registered (during an etcd outage it may not be, and still serves).
+    async fn answers(&self) -> bool {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
+        let check = health.check(tonic_health::pb::HealthCheckRequest::default());
+        matches!(
+            tokio::time::timeout(self.probe_timeout, check).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+/// Probes an ejected endpoint until it answers (then it is back in
+/// rotation), a call to it succeeds meanwhile, or discovery drops it.
+/// Probes rather than a trial call: a trial to a silently cut-off instance
+/// would cost a user request a whole deadline each time.
+async fn probe(endpoint: Weak<Endpoint>) {
+    loop {
+        let Some(e) = endpoint.upgrade() else { return };
+        let at = e.probe_at.load(Ordering::Relaxed);
+        if at == 0 {
+            e.probing.store(false, Ordering::Release);
+            // An ejection between the load and the store saw `probing`
+            // still set and left the probing to this task.
+            if e.probe_at.load(Ordering::Relaxed) == 0 || e.probing.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            continue;
+        }
+        // Not held while waiting: a removed endpoint closes its connection.
+        drop(e);
+        let wait = at.saturating_sub(crate::time::monotonic_nanos());
+        tokio::time::sleep(Duration::from_nanos(wait)).await;
+        let Some(e) = endpoint.upgrade() else { return };
+        // Back in (a call got through and succeeded), or ejected anew.
+        if e.probe_at.load(Ordering::Relaxed) != at {
+            continue;
+        }
+        if e.answers().await {
+            e.probe_at.store(0, Ordering::Relaxed);
+            tracing::info!(instance = %e.instance.id, "instance answers again; back in rotation");
         } else {
-            tracing::warn!(
-                instance = %self.instance.id,
-                addr = %self.instance.addr,
-                ?ejection,
-                error = %Chain(error),
-                "connection failed; instance ejected"
-            );
+            let failures = e.failures.fetch_add(1, Ordering::Relaxed);
+            let ejection = e.ejection(failures);
+            let next = crate::time::monotonic_nanos().saturating_add(ejection.as_nanos() as u64);
+            // Unless a call got through and succeeded meanwhile.
+            let _ = e
+                .probe_at
+                .compare_exchange(at, next, Ordering::Relaxed, Ordering::Relaxed);
+            tracing::debug!(instance = %e.instance.id, ?ejection, "health check failed; still ejected");
         }
     }
 }
+
+/// Why an endpoint whose calls timed out was ejected.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} calls in a row got no answer within their deadline")]
+struct NoAnswer(u32);
 
 /// An error with its sources, `a: b: c`.
 struct Chain<'a>(&'a dyn std::error::Error);
@@ -373,18 +474,65 @@ mod tests {
         assert!(set.is_empty());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn ejected_endpoints_are_not_picked_while_others_are_healthy() {
-        tokio::time::pause();
         let set = EndpointSet::new("s", ChannelSettings::default());
         set.replace(vec![instance("a", 1), instance("b", 2), instance("c", 3)]);
         set.pick_by_id("a").record_failure(&FAKE);
         for _ in 0..100 {
             assert_ne!(set.pick().unwrap().instance.id, "a");
         }
-        tokio::time::advance(Duration::from_millis(1001)).await;
-        let picked_a = (0..200).any(|_| set.pick().unwrap().instance.id == "a");
-        assert!(picked_a, "an endpoint comes back once its ejection expires");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        for _ in 0..100 {
+            assert_ne!(
+                set.pick().unwrap().instance.id,
+                "a",
+                "nothing answers on port 1: no health check lets it back"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ejected_endpoint_returns_once_it_answers_a_health_check() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let settings = ChannelSettings {
+            ejection_base: Duration::from_millis(10),
+            ..Default::default()
+        };
+        let set = EndpointSet::new("s", settings);
+        set.replace(vec![instance("a", port)]);
+        let a = set.pick_by_id("a");
+        a.record_failure(&FAKE);
+        assert!(a.is_ejected());
+        // Real time and a real server: wait, bounded, for the probe.
+        for _ in 0..500 {
+            if !a.is_ejected() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the health check never let the endpoint back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_calls_in_a_row_without_an_answer_eject_an_endpoint() {
+        let set = EndpointSet::new("s", ChannelSettings::default());
+        set.replace(vec![instance("a", 1)]);
+        let a = set.pick_by_id("a");
+        a.record_timeout();
+        assert!(!a.is_ejected(), "one slow answer says little");
+        a.record_success();
+        a.record_timeout();
+        assert!(!a.is_ejected(), "an answer in between resets the count");
+        a.record_timeout();
+        assert!(a.is_ejected());
     }
 
     #[tokio::test]
@@ -407,28 +555,56 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn repeated_failures_double_the_ejection_up_to_the_cap() {
-        tokio::time::pause();
+    #[tokio::test(start_paused = true)]
+    async fn each_failed_health_check_doubles_the_wait_up_to_the_cap() {
+        // A port that accepts connections and never answers: every probe
+        // waits out its budget.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let settings = ChannelSettings {
             ejection_base: Duration::from_secs(1),
-            ejection_max: Duration::from_secs(3),
+            ejection_max: Duration::from_secs(4),
             ..Default::default()
         };
         let set = EndpointSet::new("s", settings);
-        set.replace(vec![instance("a", 1)]);
+        set.replace(vec![instance("a", silent.local_addr().unwrap().port())]);
         let a = set.pick_by_id("a");
         a.record_failure(&FAKE);
+        let mut waits = vec![a.wait()];
         a.record_failure(&FAKE);
-        tokio::time::advance(Duration::from_millis(1500)).await;
-        assert!(a.is_ejected(), "second failure ejects for 2s");
-        a.record_failure(&FAKE);
-        tokio::time::advance(Duration::from_millis(3001)).await;
-        assert!(!a.is_ejected(), "third failure is capped at 3s");
+        assert_eq!(
+            a.wait(),
+            waits[0],
+            "calls failing while ejected change nothing"
+        );
+        for _ in 0..3 {
+            let at = a.probe_at.load(Ordering::Relaxed);
+            while a.probe_at.load(Ordering::Relaxed) == at {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            waits.push(a.wait());
+        }
+        let secs: Vec<u64> = waits
+            .iter()
+            .map(|w| w.as_secs_f64().round() as u64)
+            .collect();
+        assert_eq!(secs, [1, 2, 4, 4]);
+        assert!(a.is_ejected());
         a.record_success();
+        assert!(!a.is_ejected(), "an answered call lets it back at once");
         a.record_failure(&FAKE);
-        tokio::time::advance(Duration::from_millis(1001)).await;
-        assert!(!a.is_ejected(), "success resets the doubling");
+        assert_eq!(
+            a.wait().as_secs_f64().round(),
+            1.0,
+            "and resets the doubling"
+        );
+    }
+
+    impl Endpoint {
+        /// Time until the next probe.
+        fn wait(&self) -> Duration {
+            let at = self.probe_at.load(Ordering::Relaxed);
+            Duration::from_nanos(at.saturating_sub(crate::time::monotonic_nanos()))
+        }
     }
 
     impl EndpointSet {

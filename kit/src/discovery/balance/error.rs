@@ -12,7 +12,7 @@ pub enum BalanceError {
         source: tonic::transport::Error,
     },
     /// The call's `grpc-timeout` passed (tonic enforces it client-side too).
-    /// A slow answer, not a broken connection: the endpoint stays in.
+    /// Counted against the endpoint: a second in a row ejects it.
     #[error("no answer from {addr} within the call's deadline")]
     DeadlineExceeded { addr: String },
     /// The future was polled again after it finished.

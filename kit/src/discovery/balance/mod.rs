@@ -8,8 +8,10 @@
 //! index can go stale after a removal (tower #856). Here the endpoint list is
 //! an `ArcSwap` the resolver replaces as soon as etcd reports a change, each
 //! endpoint is a lazily connecting tonic `Channel` that reconnects by itself,
-//! and an endpoint whose connection fails is ejected for a backoff period
-//! instead of removed, so it returns once it is healthy again.
+//! and an endpoint whose connection fails, or whose calls are abandoned at
+//! their deadline twice in a row (a silent partition: no error ever comes),
+//! is ejected instead of removed, and returns once a health check after a
+//! backoff period answers.
 
 mod error;
 mod future;
