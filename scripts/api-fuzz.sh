@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 source scripts/stack.sh
 
 BIN=${BIN:-target/debug}
+CONFIG=$PWD/scripts/api-fuzz.toml
 EXAMPLES=${EXAMPLES:-100}
 SEED=${SEED:-20261129}
 SCHEMATHESIS_VERSION=4.32.5
@@ -101,7 +102,8 @@ status=0
 # No example database: each run starts from the seed alone, so a green run
 # stays green on another machine. Run from the work directory: schemathesis
 # keeps a cache (.schemathesis/) in its current directory.
-(cd "$WORK" && "$VENV/bin/schemathesis" run "$STACK_URL/openapi.json" \
+(cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$CONFIG" \
+  run "$STACK_URL/openapi.json" \
   --url "$STACK_URL" \
   --header "Authorization: Bearer $token" \
   --checks all \

@@ -40,7 +40,7 @@ use prometheus_client::metrics::family::Family;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::any::AnyPoolOptions;
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, ConnectOptions, Connection};
 
 use crate::metrics::Registry;
@@ -146,11 +146,86 @@ impl DatabaseSettings {
     }
 }
 
-/// The migrations of one service, one set per backend.
+/// The migrations of one service, one directory per backend, embedded in the
+/// binary by [`migrations!`](crate::migrations). Files follow sqlx's naming
+/// (`<version>_<description>.sql`, `.up.sql`/`.down.sql`, a leading
+/// `-- no-transaction`) and get sqlx's checksums, so databases migrated by
+/// `sqlx::migrate!` or `sqlx migrate run` carry on unchanged.
 #[derive(Debug, Clone, Copy)]
 pub struct Migrations {
-    pub sqlite: &'static Migrator,
-    pub mysql: &'static Migrator,
+    pub sqlite: &'static include_dir::Dir<'static>,
+    pub mysql: &'static include_dir::Dir<'static>,
+}
+
+/// Embeds a service's `migrations/sqlite` and `migrations/mysql` (or the two
+/// directories given, `$CARGO_MANIFEST_DIR`-relative paths allowed) as
+/// [`Migrations`]. Like `sqlx::migrate!`, a file added to the directory is
+/// picked up when the crate is next compiled; an edit to an embedded file
+/// triggers that compile itself.
+#[macro_export]
+macro_rules! migrations {
+    () => {
+        $crate::migrations!(
+            "$CARGO_MANIFEST_DIR/migrations/sqlite",
+            "$CARGO_MANIFEST_DIR/migrations/mysql"
+        )
+    };
+    ($sqlite:tt, $mysql:tt) => {{
+        // The expansion names `include_dir::…`; kit's copy, so a service
+        // needs no dependency of its own.
+        use $crate::db::__private::include_dir;
+        $crate::db::Migrations {
+            sqlite: &include_dir::include_dir!($sqlite),
+            mysql: &include_dir::include_dir!($mysql),
+        }
+    }};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use include_dir;
+}
+
+impl Migrations {
+    /// The migrator of `backend`, its migrations parsed as sqlx parses a
+    /// migrations directory.
+    pub fn migrator(&self, backend: Backend) -> Result<Migrator, DbError> {
+        let dir = match backend {
+            Backend::Sqlite => self.sqlite,
+            Backend::MySql => self.mysql,
+        };
+        let mut migrations = Vec::new();
+        for file in dir.files() {
+            let name = file
+                .path()
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let Some((version, rest)) = name.split_once('_') else {
+                continue;
+            };
+            if !rest.ends_with(".sql") {
+                continue;
+            }
+            let bad =
+                |why: &str| DbError::MigrationFile(format!("{}: {why}", file.path().display()));
+            let version: i64 = version
+                .parse()
+                .map_err(|_| bad("expected an integer version before the first `_`"))?;
+            let sql = file.contents_utf8().ok_or_else(|| bad("not UTF-8"))?;
+            let kind = MigrationType::from_filename(rest);
+            migrations.push(Migration::new(
+                version,
+                rest.trim_end_matches(kind.suffix())
+                    .replace('_', " ")
+                    .into(),
+                kind,
+                sqlx::SqlStr::from_static(sql),
+                sql.starts_with("-- no-transaction"),
+            ));
+        }
+        Ok(Migrator::with_migrations(migrations))
+    }
 }
 
 /// Which database a URL selects.
@@ -176,6 +251,8 @@ pub enum DbError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("bad migration file {0}")]
+    MigrationFile(String),
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(
@@ -233,9 +310,11 @@ pub async fn connect(
                 .execute(&pool)
                 .await
                 .map_err(DbError::Configure)?;
-            migrations.sqlite.run(&pool).await?;
+            migrations.migrator(backend)?.run(&pool).await?;
         }
-        Backend::MySql => migrate_mysql(&url, migrations.mysql, settings).await?,
+        Backend::MySql => {
+            migrate_mysql(&url, &migrations.migrator(backend)?, settings).await?;
+        }
     }
     tracing::info!(?backend, "database ready, migrations applied");
     Ok(pool)
@@ -612,6 +691,33 @@ fn create_sqlite_dir(url: &str) -> Result<(), DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn embedded_migrations_are_the_ones_sqlx_reads_from_the_directory() {
+        // Same versions, descriptions, checksums and transaction mode as
+        // sqlx's own reading, so databases it migrated carry on unchanged.
+        const EMBEDDED: Migrations = crate::migrations!(
+            "$CARGO_MANIFEST_DIR/tests/migrations/idempotent",
+            "$CARGO_MANIFEST_DIR/tests/migrations/manual"
+        );
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/migrations");
+        for (backend, name) in [(Backend::Sqlite, "idempotent"), (Backend::MySql, "manual")] {
+            let ours = EMBEDDED.migrator(backend).unwrap();
+            let theirs = Migrator::new(dir.join(name)).await.unwrap();
+            let key = |m: &Migration| {
+                (
+                    m.version,
+                    m.description.to_string(),
+                    m.migration_type,
+                    m.checksum.to_vec(),
+                    m.no_tx,
+                )
+            };
+            let ours: Vec<_> = ours.iter().map(key).collect();
+            assert!(!ours.is_empty());
+            assert_eq!(ours, theirs.iter().map(key).collect::<Vec<_>>());
+        }
+    }
 
     #[tokio::test]
     async fn queries_and_pool_connections_are_exported() {

@@ -13,16 +13,16 @@ use sqlx::Connection;
 use sqlx::mysql::MySqlConnection;
 
 /// Marked idempotent: kit re-runs it after an interruption.
-const IDEMPOTENT: Migrations = Migrations {
-    sqlite: &sqlx::migrate!("tests/migrations/idempotent"),
-    mysql: &sqlx::migrate!("tests/migrations/idempotent"),
-};
+const IDEMPOTENT: Migrations = kit::migrations!(
+    "$CARGO_MANIFEST_DIR/tests/migrations/idempotent",
+    "$CARGO_MANIFEST_DIR/tests/migrations/idempotent"
+);
 
 /// Not marked: an interruption needs a person.
-const MANUAL: Migrations = Migrations {
-    sqlite: &sqlx::migrate!("tests/migrations/manual"),
-    mysql: &sqlx::migrate!("tests/migrations/manual"),
-};
+const MANUAL: Migrations = kit::migrations!(
+    "$CARGO_MANIFEST_DIR/tests/migrations/manual",
+    "$CARGO_MANIFEST_DIR/tests/migrations/manual"
+);
 
 /// Which migrations the child process runs, and on which database.
 const CHILD_SET: &str = "KIT_TEST_MIGRATIONS_CHILD_SET";

@@ -353,14 +353,14 @@ mod with_tls {
             cert_file: None,
             key_file: None,
         };
-        let no_migrations = kit::db::Migrations {
-            sqlite: &sqlx::migrate!("tests/migrations/none"),
-            mysql: &sqlx::migrate!("tests/migrations/none"),
-        };
+        const NO_MIGRATIONS: kit::db::Migrations = kit::migrations!(
+            "$CARGO_MANIFEST_DIR/tests/migrations/none",
+            "$CARGO_MANIFEST_DIR/tests/migrations/none"
+        );
 
         // Root over verified TLS: create a database and a user that must
         // present a client certificate signed by the CA.
-        let pool = kit::db::connect(&database(root.clone(), verified.clone()), no_migrations)
+        let pool = kit::db::connect(&database(root.clone(), verified.clone()), NO_MIGRATIONS)
             .await
             .unwrap();
         let cipher: (String, String) = sqlx::query_as("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
@@ -383,7 +383,7 @@ mod with_tls {
             cert_file: Some(ca.file("client.pem")),
             key_file: Some(ca.file("client.key")),
         };
-        let pool = kit::db::connect(&database(app.clone(), with_certificate), no_migrations)
+        let pool = kit::db::connect(&database(app.clone(), with_certificate), NO_MIGRATIONS)
             .await
             .unwrap();
         let one: i64 = sqlx::query_scalar("SELECT 1")
@@ -393,7 +393,7 @@ mod with_tls {
         assert_eq!(one, 1);
 
         // The same user without the certificate is turned away.
-        let refused = kit::db::connect(&database(app, verified), no_migrations).await;
+        let refused = kit::db::connect(&database(app, verified), NO_MIGRATIONS).await;
         assert!(refused.is_err());
         // And a server certificate from another CA is not trusted.
         let other = Ca::new();
@@ -402,7 +402,7 @@ mod with_tls {
             ..Default::default()
         };
         assert!(
-            kit::db::connect(&database(root, untrusted), no_migrations)
+            kit::db::connect(&database(root, untrusted), NO_MIGRATIONS)
                 .await
                 .is_err()
         );
@@ -421,10 +421,10 @@ mod without_tls {
 
     #[tokio::test]
     async fn a_lean_build_refuses_a_mysql_url_that_asks_for_tls_naming_the_feature() {
-        let no_migrations = kit::db::Migrations {
-            sqlite: &sqlx::migrate!("tests/migrations/none"),
-            mysql: &sqlx::migrate!("tests/migrations/none"),
-        };
+        const NO_MIGRATIONS: kit::db::Migrations = kit::migrations!(
+            "$CARGO_MANIFEST_DIR/tests/migrations/none",
+            "$CARGO_MANIFEST_DIR/tests/migrations/none"
+        );
         let by_url = DatabaseSettings {
             url: format!("{}/x?ssl-mode=VERIFY_IDENTITY", testing::mysql_server()).into(),
             ..Default::default()
@@ -438,7 +438,7 @@ mod without_tls {
             ..Default::default()
         };
         for settings in [by_url, by_settings] {
-            let message = kit::db::connect(&settings, no_migrations)
+            let message = kit::db::connect(&settings, NO_MIGRATIONS)
                 .await
                 .unwrap_err()
                 .to_string();

@@ -11,10 +11,7 @@ use crate::api::CommentApi;
 use crate::repository::CommentRepository;
 use crate::settings::Settings;
 
-pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &sqlx::migrate!("./migrations/sqlite"),
-    mysql: &sqlx::migrate!("./migrations/mysql"),
-};
+pub const MIGRATIONS: Migrations = kit::migrations!();
 
 /// Connects the database, applies migrations, sets up the cache, starts
 /// discovery of the content service and binds the ports; the returned server

@@ -9,10 +9,7 @@ use crate::password::Hasher;
 use crate::repository::UserRepository;
 use crate::settings::Settings;
 
-pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &sqlx::migrate!("./migrations/sqlite"),
-    mysql: &sqlx::migrate!("./migrations/mysql"),
-};
+pub const MIGRATIONS: Migrations = kit::migrations!();
 
 /// Connects the database, applies migrations, sets up the cache and binds
 /// the ports; the returned server is ready to `run_until` a shutdown signal.

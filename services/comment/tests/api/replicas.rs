@@ -81,7 +81,8 @@ async fn four_replicas_starting_together_on_a_fresh_database_all_become_ready() 
             .await
             .unwrap();
     let expected: Vec<(i64, bool)> = comment::startup::MIGRATIONS
-        .mysql
+        .migrator(kit::db::Backend::MySql)
+        .unwrap()
         .iter()
         .map(|m| (m.version, true))
         .collect();
