@@ -20,7 +20,7 @@
 #
 # Knobs: PORT (gateway, default 8080), ADMIN_PORT (gateway admin, 9100; the
 # services' follow), GRPC_PORT (first service, 50051), ETCD_PORT (default
-# 22379, away from a developer's own etcd), BIN (default target/release),
+# 22379, away from a developer's own etcd), BIN (default target/debug, what make run builds),
 # DATA (SQLite files, default data/), FRESH=1 (delete DATA first),
 # RUN_STATE (pids and logs, default target/run; the other commands find the
 # stack through it).
@@ -32,7 +32,7 @@ STACK_PORT=${PORT:-8080}
 STACK_ADMIN_PORT=${ADMIN_PORT:-9100}
 STACK_GRPC_PORT=${GRPC_PORT:-50051}
 STACK_ETCD_PORT=${ETCD_PORT:-22379}
-STACK_BIN=${BIN:-target/release}
+STACK_BIN=${BIN:-target/debug}
 STACK_DATA=${DATA:-data}
 STACK_RUN_DIR=${RUN_STATE:-target/run}
 stack_defaults
