@@ -47,12 +47,12 @@ ensure_schemathesis() {
 }
 
 # The first set of ports (gateway, admin…, gRPC…, etcd and its peer) that is
-# wholly free: 18580, 19580…, 50551…, 22679… then +10, +20, …
+# wholly free: 18580, 19580…, 20651…, 22679… then +10, +20, …
 pick_ports() {
   local offset port taken
   for offset in $(seq 0 10 190); do
     STACK_PORT=$((18580 + offset)) STACK_ADMIN_PORT=$((19580 + offset))
-    STACK_GRPC_PORT=$((50551 + offset)) STACK_ETCD_PORT=$((22679 + offset))
+    STACK_GRPC_PORT=$((20651 + offset)) STACK_ETCD_PORT=$((22679 + offset))
     taken=false
     for port in "$STACK_PORT" "$STACK_ETCD_PORT" $((STACK_ETCD_PORT + 1)) \
       "$STACK_GRPC_PORT" $((STACK_GRPC_PORT + 1)) $((STACK_GRPC_PORT + 2)) \

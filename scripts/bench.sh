@@ -28,6 +28,8 @@
 #
 # Knobs: WORKERS, DURATION (s per wrk stage), LATENCY_DURATION (s per open
 # loop stage), WRK_THREADS, WRK_CONNECTIONS, BIN, OUT (results file),
+# OVERLOAD (multiples of the article list's maximum for the overload stage,
+# "2 5 10"; --smoke: 2; empty: skipped),
 # PROTECTION (on, the default: the gateway's rate limits and load shedding
 # on, as in production, and the article list measured once more with both
 # off, on the same stack, for the on/off ratio; off: both off throughout).
@@ -40,11 +42,11 @@ source scripts/stack.sh
 SMOKE=false
 [ "${1:-}" = --smoke ] && SMOKE=true
 if $SMOKE; then
-  BIN=${BIN:-target/debug} WORKERS=${WORKERS:-1} DURATION=${DURATION:-2}
+  BIN=${BIN:-target/debug} WORKERS=${WORKERS:-1} DURATION=${DURATION:-2} OVERLOAD=${OVERLOAD:-2}
   LATENCY_DURATION=${LATENCY_DURATION:-2} WRK_THREADS=${WRK_THREADS:-1}
   WRK_CONNECTIONS=${WRK_CONNECTIONS:-4} ARTICLES=25 COMMENTS=10
 else
-  BIN=${BIN:-target/release} WORKERS=${WORKERS:-0 1} DURATION=${DURATION:-20}
+  BIN=${BIN:-target/release} WORKERS=${WORKERS:-0 1} DURATION=${DURATION:-20} OVERLOAD=${OVERLOAD:-2 5 10}
   LATENCY_DURATION=${LATENCY_DURATION:-10} WRK_THREADS=${WRK_THREADS:-2}
   WRK_CONNECTIONS=${WRK_CONNECTIONS:-50} ARTICLES=100 COMMENTS=200
 fi
@@ -66,8 +68,8 @@ case $PROTECTION in
 esac
 
 # Ports away from make run's and make loadtest's.
-STACK_PORT=18080 STACK_GRPC_PORT=50151 STACK_ADMIN_PORT=19100 STACK_ETCD_PORT=22479
-SKELETON_PORT=18081 SKELETON_GRPC_PORT=50161 HELLO_PORT=18082
+STACK_PORT=18080 STACK_GRPC_PORT=20151 STACK_ADMIN_PORT=19100 STACK_ETCD_PORT=22479
+SKELETON_PORT=18081 SKELETON_GRPC_PORT=20161 HELLO_PORT=18082
 
 say() { stack_say "$@"; }
 command -v wrk >/dev/null || { echo "wrk is missing: scripts/deps.sh bench installs it" >&2; exit 1; }
@@ -227,6 +229,17 @@ bench_flavour() {
     --rate "$half" --duration "$LATENCY_DURATION" | grep '^RESULT')"
   stack_rss "$w/peak" VmHWM rss
 
+  # 2a. Overload: open loop at 2×, 5× and 10× the list's maximum, cache off,
+  # protection as configured. Failing fast must keep the answered share:
+  # goodput (2xx a second) ≥ 90 % of the maximum, and the admitted
+  # requests' p99 within 2× the half-load one above.
+  local k
+  for k in $OVERLOAD; do
+    R[$w/over$k/rate]=$(( ${R[$w/list/rps]%.*} * k ))
+    say "open loop at ${k}× the maximum (${R[$w/over$k/rate]}/s) for ${LATENCY_DURATION}s: overload"
+    parse "$w/over$k" "$("$BIN/loadgen" http "$STACK_URL$LIST_PATH" --rate "${R[$w/over$k/rate]}" --duration "$LATENCY_DURATION" | grep '^RESULT')"
+  done
+
   # 2b. A low-priority dependency down must not hurt the article list.
   say "killing the comment service (SIGKILL)"
   kill -KILL "${STACK_PIDS[comment]}"
@@ -279,6 +292,7 @@ missing=()
 for w in $WORKERS; do
   stages="mix list cached cachedhalf skeleton hello via direct down listdown skelvia skeldirect"
   [ "$PROTECTION" = on ] && stages="$stages listoff"
+  for k in $OVERLOAD; do stages="$stages over$k"; done
   for stage in $stages; do
     for field in rps p50_ms p99_ms requests; do
       [ -n "${R[$w/$stage/$field]:-}" ] || missing+=("$w/$stage/$field")
@@ -324,6 +338,19 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
     echo "|---|---:|---:|---:|---:|"
     for w in $WORKERS; do
       echo "| $w | ${R[$w/list/rps]:-?} | ${R[$w/listoff/rps]:-?} | **$(ratio "${R[$w/list/rps]:-0}" "${R[$w/listoff/rps]:-0}")** | ${R[$w/list/p99_ms]:-?} / ${R[$w/listoff/p99_ms]:-?} |"
+    done
+    echo
+  fi
+  if [ -n "$OVERLOAD" ]; then
+    echo "Overload: open loop on the article list (cache off) at k × the wrk maximum; goodput = 2xx answers a second (target ≥ 0.90 × the maximum), p99 of the answered ones vs the half-load p99 (target ≤ 2×):"
+    echo
+    echo "| workers | load | offered RPS | goodput RPS | goodput / maximum | refused or failed | p99 ms admitted | p99 / half-load p99 |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    for w in $WORKERS; do
+      for k in $OVERLOAD; do
+        good=$(awk -v r="${R[$w/over$k/rps]:-0}" -v n="${R[$w/over$k/requests]:-0}" -v e="${R[$w/over$k/errors]:-0}" 'BEGIN { if (n > 0) printf "%.0f", r * (n - e) / n; else print 0 }')
+        echo "| $w | ${k}× | ${R[$w/over$k/rps]:-?} | $good | **$(ratio "$good" "${R[$w/list/rps]:-0}")** | ${R[$w/over$k/errors]:-?} of ${R[$w/over$k/requests]:-?} | ${R[$w/over$k/p99_ms]:-?} | $(ratio "${R[$w/over$k/p99_ms]:-0}" "${R[$w/via/p99_ms]:-0}") |"
+      done
     done
     echo
   fi

@@ -49,7 +49,7 @@ ETCD_AFTER=$(awk -v o="$OUTAGE" -v d="$CONTENT_DOWN" 'BEGIN { print (o - d) / 4 
 OUT=${OUT:-target/spike}
 
 # Ports away from make run's, make bench's and make loadtest's.
-STACK_PORT=28080 STACK_GRPC_PORT=50251 STACK_ADMIN_PORT=29100 STACK_ETCD_PORT=22679
+STACK_PORT=28080 STACK_GRPC_PORT=20251 STACK_ADMIN_PORT=29100 STACK_ETCD_PORT=22679
 STACK_LOGS=$OUT/logs
 STACK_WORKERS=${WORKERS:-}
 # The stack runs make run's local config, which keeps the cache off.

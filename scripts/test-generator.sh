@@ -94,8 +94,8 @@ new_service() {
   # shellcheck source=stack.sh
   source scripts/stack.sh
   STACK_BIN=$CARGO_TARGET_DIR/debug STACK_DATA=$WORK/data STACK_LOGS=$WORK/logs
-  STACK_PORT=$(free_port) STACK_ADMIN_PORT=$((31000 + RANDOM % 2000)) STACK_GRPC_PORT=$((34000 + RANDOM % 2000))
-  STACK_ETCD_PORT=$((37000 + RANDOM % 2000)) APP_GATEWAY__AUTH__JWT_SECRET=test-only-secret-of-at-least-32-bytes-0000
+  STACK_PORT=$(free_port) STACK_ADMIN_PORT=$((31000 + RANDOM % 2000)) STACK_GRPC_PORT=$((24000 + RANDOM % 2000))
+  STACK_ETCD_PORT=$((26000 + RANDOM % 2000)) APP_GATEWAY__AUTH__JWT_SECRET=test-only-secret-of-at-least-32-bytes-0000
   export APP_GATEWAY__AUTH__JWT_SECRET
   [[ " ${STACK_SERVICES[*]} " == *" quote "* ]] || fail "scripts/stack.sh does not start quote"
   stack_check_ports
