@@ -76,9 +76,9 @@ command -v wrk >/dev/null || { echo "wrk is missing: scripts/deps.sh bench insta
 
 if [ "$BIN" = target/release ]; then
   say "building release binaries"
-  # The served binaries exactly as `make run` builds them (same packages,
-  # so the same feature set: a make run before this reuses every artifact),
-  # then the bench crate's alone. One `--workspace` build would unify
+  # The served binaries alone (the feature set of `make run
+  # PROFILE=release`, which a run of it before this reuses), then the bench
+  # crate's alone. BIN=./target/release skips the build. One `--workspace` build would unify
   # features with the bench crate's and recompile the whole platform.
   cargo build --release -p gateway -p user -p content -p comment
   cargo build --release -p bench --bins

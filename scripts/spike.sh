@@ -57,8 +57,8 @@ export APP_GATEWAY__CACHE__ENABLED=true
 
 if [ "$BIN" = target/release ]; then
   stack_say "building release binaries"
-  # As make run builds them (same packages, same features: a make run
-  # before reuses every artifact), the bench crate on its own.
+  # The served binaries alone (the features of `make run PROFILE=release`,
+  # whose artifacts this reuses), the bench crate on its own.
   cargo build --release -p gateway -p user -p content -p comment
   cargo build --release -p bench --bins
 else
