@@ -97,9 +97,10 @@ mkdir -p "$CG_DIR"
 # dashboard sampler (the whole registry encoded and parsed once a second,
 # watched or not): its work is per second, not per request, and would make
 # the gateway's figure depend on how slowly callgrind ran. Collection goes
-# off on entering it and back on on leaving (docs/benchmarks.md).
+# off on entering it and back on on leaving (docs/benchmarks.md). The order
+# matters: --toggle-collect turns --collect-atstart off, so it comes first.
 CALLGRIND=(valgrind --tool=callgrind --instr-atstart=no --fair-sched=try
-  --collect-atstart=yes '--toggle-collect=gateway::dashboard::sample*'
+  '--toggle-collect=gateway::dashboard::sample*' --collect-atstart=yes
   "--callgrind-out-file=$PWD/$CG_DIR/%q{STACK_PROCESS}.%p")
 
 extra_pids=()
