@@ -189,6 +189,21 @@ pub async fn registered_instances(prefix: &str, service: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// Waits (up to 10 s) until `expected` instances of `service` are registered
+/// under `prefix` and returns how many there are: registration follows the
+/// listener asynchronously, and a loaded CI machine can lag behind a test.
+pub async fn await_registered(prefix: &str, service: &str, expected: usize) -> usize {
+    let mut found = 0;
+    for _ in 0..200 {
+        found = registered_instances(prefix, service).await;
+        if found == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    found
+}
+
 /// A free TCP port on 127.0.0.1 (for processes that cannot be told port 0).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

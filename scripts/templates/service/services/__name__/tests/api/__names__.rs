@@ -16,7 +16,7 @@ async fn a_created___name___is_stored_and_registered_in_etcd() {
     assert_eq!(created.text, "first");
     assert!(created.created_at.is_some());
     assert_eq!(
-        testing::registered_instances(&app.prefix, __name__::SERVICE).await,
+        testing::await_registered(&app.prefix, __name__::SERVICE, 1).await,
         1
     );
     app.stop().await;
