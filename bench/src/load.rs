@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 use tokio::time::MissedTickBehavior;
 
 use crate::canned;
@@ -113,19 +114,40 @@ where
     })
 }
 
-/// `GET url` at `rate`; a success is a 2xx with its whole body read.
-pub async fn http(url: &str, rate: f64, duration: Duration) -> anyhow::Result<Report> {
+/// The connections a generator keeps to the gateway by default: what the
+/// issue's wrk runs used, and the order of an Ingress controller's upstream
+/// keep-alive pool, which is what a gateway pod sees in production.
+pub const CONNECTIONS: usize = 1000;
+
+/// `GET url` at `rate` over at most `connections` kept-alive connections; a
+/// success is a 2xx with its whole body read.
+///
+/// A request due while every connection is busy waits for one, and its
+/// latency counts from when it was due (wrk2's correction for coordinated
+/// omission). Without the bound, every request a slow server leaves
+/// unanswered opens a connection of its own: at 10× overload that is 20k
+/// connects a second, a SYN flood no application-level shedding sees, which
+/// an Ingress in front of the gateway never sends.
+pub async fn http(
+    url: &str,
+    rate: f64,
+    duration: Duration,
+    connections: usize,
+) -> anyhow::Result<Report> {
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
-        .pool_max_idle_per_host(1024)
+        .pool_max_idle_per_host(connections)
         .build()?;
     let url = reqwest::Url::parse(url)?;
     // One request first, so a wrong URL fails loudly instead of as 100% errors.
     client.get(url.clone()).send().await?.error_for_status()?;
+    let slots = Arc::new(Semaphore::new(connections.max(1)));
     open_loop(rate, duration, || {
-        let request = client.get(url.clone()).send();
+        let (client, url, slots) = (client.clone(), url.clone(), slots.clone());
         async move {
-            match request.await {
+            // Never closed: `ok()` only spares an unwrap.
+            let _slot = slots.acquire_owned().await.ok();
+            match client.get(url).send().await {
                 Ok(response) if response.status().is_success() => response.bytes().await.is_ok(),
                 _ => false,
             }

@@ -26,6 +26,10 @@ const GRACE: Duration = Duration::from_secs(10);
 /// as an error of its second (the server is that far behind), instead of
 /// opening connections until the process runs out of descriptors.
 const MAX_OUTSTANDING: u64 = 8192;
+/// Kept-alive connections to the gateway at most, as an Ingress's upstream
+/// pool (see [`crate::load::http`]): a request due while all are busy waits
+/// for one, and its latency counts from when it was due.
+const CONNECTIONS: usize = crate::load::CONNECTIONS;
 
 /// The scenario's shape (seconds and requests per second).
 #[derive(Debug, Clone)]
@@ -179,9 +183,10 @@ pub async fn run(
     std::fs::create_dir_all(out)?;
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
-        .pool_max_idle_per_host(4096)
+        .pool_max_idle_per_host(CONNECTIONS)
         .timeout(Duration::from_secs(15))
         .build()?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
     // A first request, so a wrong URL fails loudly.
     client
         .get(format!("{base}/api/v1/articles?limit=20"))
@@ -244,7 +249,8 @@ pub async fn run(
             let kind = pick(&seed, fresh_id, in_spike, plan.fresh_share);
             let second = (t as usize).min(seconds - 1);
             let (client, base, token) = (client.clone(), base.to_owned(), seed.token.clone());
-            let (timeline, outstanding) = (timeline.clone(), outstanding.clone());
+            let (timeline, outstanding, slots) =
+                (timeline.clone(), outstanding.clone(), slots.clone());
             if outstanding.load(Ordering::Relaxed) >= MAX_OUTSTANDING {
                 // Not the server's answer: an error, but no read 5xx.
                 let mut s = timeline[second].lock().unwrap_or_else(|e| e.into_inner());
@@ -254,8 +260,11 @@ pub async fn run(
                 continue;
             }
             outstanding.fetch_add(1, Ordering::Relaxed);
+            let due = Instant::now();
             tokio::spawn(async move {
-                let outcome = send(&client, &base, &token, kind).await;
+                // Never closed: `ok()` only spares an unwrap.
+                let _slot = slots.acquire_owned().await.ok();
+                let outcome = send(&client, &base, &token, kind, due).await;
                 record(&timeline[second], &outcome);
                 outstanding.fetch_sub(1, Ordering::Relaxed);
             });
@@ -284,7 +293,15 @@ pub async fn run(
     Ok(passed)
 }
 
-async fn send(client: &reqwest::Client, base: &str, token: &str, kind: Kind) -> Outcome {
+/// Latency counts from `due`, when the schedule said to send, so time spent
+/// waiting for a free connection is the server's too.
+async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    kind: Kind,
+    due: Instant,
+) -> Outcome {
     let read = matches!(kind, Kind::List | Kind::Article(_) | Kind::Comments(_));
     let request = match kind {
         Kind::List => client.get(format!("{base}/api/v1/articles?limit=20")),
@@ -299,7 +316,6 @@ async fn send(client: &reqwest::Client, base: &str, token: &str, kind: Kind) -> 
             .bearer_auth(token)
             .json(&json!({"title": "More on the rate decision", "body": "Markets moved."})),
     };
-    let begun = Instant::now();
     let (status, cache) = match request.send().await {
         Ok(response) => {
             let status = response.status().as_u16();
@@ -320,7 +336,7 @@ async fn send(client: &reqwest::Client, base: &str, token: &str, kind: Kind) -> 
         read,
         status,
         cache,
-        micros: begun.elapsed().as_micros().max(1) as u64,
+        micros: due.elapsed().as_micros().max(1) as u64,
     }
 }
 

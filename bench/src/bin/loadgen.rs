@@ -1,6 +1,7 @@
 //! The load generator of `make bench`:
 //!
-//! - `loadgen http URL --rate R --duration S`: open-loop `GET URL`;
+//! - `loadgen http URL --rate R --duration S [--connections 1000]`:
+//!   open-loop `GET URL` over at most that many kept-alive connections;
 //! - `loadgen grpc-page --content A --user A --comment A --rate R --duration S
 //!   [--limit 20]`: the gateway's article page made directly over gRPC;
 //! - `loadgen fixed URL --requests N [--body JSON --token T]`: N requests in
@@ -27,7 +28,10 @@ fn main() -> anyhow::Result<()> {
         match args.positional(0, "mode: http, fixed, grpc-page, seed or spike")? {
             "http" => {
                 let url = args.positional(1, "URL")?;
-                let report = bench::load::http(url, args.required("rate")?, duration()?).await?;
+                let connections = args.or("connections", bench::load::CONNECTIONS)?;
+                let report =
+                    bench::load::http(url, args.required("rate")?, duration()?, connections)
+                        .await?;
                 println!("{report}");
             }
             "fixed" => {
