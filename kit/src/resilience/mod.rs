@@ -153,8 +153,17 @@ impl Policy {
                     a.backoff
                 ));
             }
-            if a.latency_target.is_zero() {
+            if a.latency_target.is_some_and(|t| t.is_zero()) {
                 return Err("bulkhead.adaptive.latency_target must be positive".into());
+            }
+            if a.tolerance.is_nan() || a.tolerance < 1.0 {
+                return Err(format!(
+                    "bulkhead.adaptive.tolerance must be at least 1, not {}",
+                    a.tolerance
+                ));
+            }
+            if a.window.is_zero() {
+                return Err("bulkhead.adaptive.window must be positive".into());
             }
         }
         Ok(())
@@ -394,6 +403,14 @@ mod tests {
             (
                 serde_json::json!({"latency_target": "0s"}),
                 "bulkhead.adaptive.latency_target",
+            ),
+            (
+                serde_json::json!({"tolerance": 0.5}),
+                "bulkhead.adaptive.tolerance",
+            ),
+            (
+                serde_json::json!({"window": "0s"}),
+                "bulkhead.adaptive.window",
             ),
         ] {
             let message = refused(serde_json::json!({"default": adaptive(bad.clone())}));

@@ -2,9 +2,17 @@
 //! `limit` calls in flight; a call beyond that is rejected at once with
 //! [`BulkheadFull`], never queued, so a slow dependency cannot pile up work.
 //!
-//! The limit is fixed, or adaptive (AIMD, as Netflix's concurrency-limits):
-//! it grows by `1/limit` per call that finished within `latency_target` and
-//! shrinks by `backoff` on a slow or failed call, between `min` and `max`.
+//! The limit is fixed, or adaptive: once per `window` it shrinks by `backoff`
+//! when a call failed or timed out or the window's mean latency passed the
+//! target, and grows by one when the limit was what held calls back,
+//! between `min` and `max` (AIMD, as Netflix's concurrency-limits). The
+//! target is `latency_target` when set, else `tolerance` × the latency the
+//! callee answers with when nothing queues, learnt as the lowest window
+//! mean (allowed to drift up 0.1 % a second, so that a callee that really
+//! got slower is followed while a minute of overload is not). Little's law
+//! makes that the bound that matters under overload: the calls a limit
+//! admits wait for each other, so a count fixed for the quiet hour (200)
+//! turns a 10× spike into seconds of queueing for everyone admitted.
 //!
 //! The slot is taken in `call`, not in `poll_ready`, so a service that was
 //! made ready but never called holds nothing.
@@ -50,9 +58,17 @@ pub struct AdaptiveSettings {
     pub min: usize,
     pub max: usize,
     pub initial: usize,
-    /// Calls slower than this count as congestion.
+    /// A window whose calls took longer than this on average counts as
+    /// congestion; unset: `tolerance` × the learnt no-load latency.
     #[serde(with = "humantime_serde")]
-    pub latency_target: Duration,
+    pub latency_target: Option<Duration>,
+    /// The latency allowed, as a multiple of the no-load latency, when
+    /// `latency_target` is unset.
+    pub tolerance: f64,
+    /// How often the limit is revised (and over how many calls' latency:
+    /// those that ended in it, at least 5).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
     /// Factor applied to the limit on congestion.
     pub backoff: f64,
 }
@@ -63,7 +79,9 @@ impl Default for AdaptiveSettings {
             min: 4,
             max: 500,
             initial: 50,
-            latency_target: Duration::from_millis(100),
+            latency_target: None,
+            tolerance: 2.0,
+            window: Duration::from_millis(100),
             backoff: 0.9,
         }
     }
