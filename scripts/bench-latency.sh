@@ -32,6 +32,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The seeding writes 100 articles and 200 comments at once.
+stack_raise_limits SIGN_UP LOGIN WRITES
 stack_check_ports
 stack_start
 "$BIN/loadgen" seed "$STACK_URL" --articles 100 --comments 200 >/dev/null

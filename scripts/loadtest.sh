@@ -49,10 +49,7 @@ else
     # Every locust user signs up and logs in from 127.0.0.1: per-IP limits
     # sized for one person would refuse all but the first few. Per-user
     # write limits stay as configured.
-    for class in SIGN_UP LOGIN; do
-      export "APP_GATEWAY__LIMITS__${class}__REQUESTS=100000" "APP_GATEWAY__LIMITS__${class}__PER=1s" \
-        "APP_GATEWAY__LIMITS__${class}__BURST=100000"
-    done
+    stack_raise_limits SIGN_UP LOGIN
     stack_start
   fi
 fi
