@@ -29,7 +29,8 @@
 # Knobs: WORKERS, DURATION (s per wrk stage), LATENCY_DURATION (s per open
 # loop stage), WRK_THREADS, WRK_CONNECTIONS, BIN, OUT (results file),
 # ROUNDS (alternating on/off pairs for the protection ratio, 3; --smoke: 1),
-# OVERLOAD (multiples of the article list's maximum for the overload stage,
+# CACHE_FULL_MIB (the micro-cache bound filled for the memory figure, 2;
+# --smoke: 1), OVERLOAD (multiples of the article list's maximum for the overload stage,
 # "2 5 10"; --smoke: 2; empty: skipped),
 # PROTECTION (on, the default: the gateway's rate limits and load shedding
 # on, as in production, and the article list measured once more with both
@@ -45,11 +46,11 @@ SMOKE=false
 if $SMOKE; then
   BIN=${BIN:-target/debug} WORKERS=${WORKERS:-1} DURATION=${DURATION:-2} OVERLOAD=${OVERLOAD-2} ROUNDS=${ROUNDS:-1}
   LATENCY_DURATION=${LATENCY_DURATION:-2} WRK_THREADS=${WRK_THREADS:-1}
-  WRK_CONNECTIONS=${WRK_CONNECTIONS:-4} ARTICLES=25 COMMENTS=10
+  WRK_CONNECTIONS=${WRK_CONNECTIONS:-4} ARTICLES=25 COMMENTS=10 CACHE_FULL_MIB=${CACHE_FULL_MIB:-1}
 else
   BIN=${BIN:-target/release} WORKERS=${WORKERS:-0 1} DURATION=${DURATION:-20} OVERLOAD=${OVERLOAD-2 5 10} ROUNDS=${ROUNDS:-3}
   LATENCY_DURATION=${LATENCY_DURATION:-10} WRK_THREADS=${WRK_THREADS:-2}
-  WRK_CONNECTIONS=${WRK_CONNECTIONS:-50} ARTICLES=100 COMMENTS=200
+  WRK_CONNECTIONS=${WRK_CONNECTIONS:-50} ARTICLES=100 COMMENTS=200 CACHE_FULL_MIB=${CACHE_FULL_MIB:-2}
 fi
 OUT_DIR=target/bench
 OUT=${OUT:-$OUT_DIR/results.md}
@@ -233,6 +234,19 @@ bench_flavour() {
   say "open loop at ${R[$w/cachedhalf/rate]}/s for ${LATENCY_DURATION}s: through the gateway, micro-cache on"
   parse "$w/cachedhalf" "$("$BIN/loadgen" http "$STACK_URL$LIST_PATH" --rate "${R[$w/cachedhalf/rate]}" --duration "$LATENCY_DURATION" | grep '^RESULT')"
   restart_gateway
+  # 1c. Memory with the micro-cache full at its bound: a bound of
+  # CACHE_FULL_MIB filled past it with every list page of every size and
+  # every article and comment page; the gateway's RSS before and after, and
+  # what the cache says it holds. (The default bound, 64 MiB, would take
+  # tens of thousands of articles to fill.)
+  restart_gateway APP_GATEWAY__CACHE__ENABLED=true "APP_GATEWAY__CACHE__MAX_BYTES=$((CACHE_FULL_MIB * 1048576))"
+  R[$w/cachefull/before]=$(mib "${STACK_PIDS[gateway]}" VmRSS)
+  say "filling a ${CACHE_FULL_MIB} MiB micro-cache with every page of the seeded data"
+  parse "$w/cachefull" "$(scripts/bench/fill-cache.py "$STACK_URL" "$BENCH_ARTICLE_MIN" "$BENCH_ARTICLE_MAX")"
+  R[$w/cachefull/after]=$(mib "${STACK_PIDS[gateway]}" VmRSS)
+  R[$w/cachefull/held]=$(curl -fsS "http://127.0.0.1:$STACK_ADMIN_PORT/metrics" |
+    awk '/^http_cache_bytes[{ ]/ { s += $NF } END { printf "%.1f", s / 1048576 }')
+  restart_gateway
 
   # 2. Open loop at half the list's maximum: via the gateway, then direct.
   half=$(( ${R[$w/list/rps]%.*} / 2 ))
@@ -394,6 +408,14 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
   echo "|---|---:|---:|---:|---:|---:|"
   for w in $WORKERS; do
     echo "| $w | **$(ratio "${R[$w/list/rps]:-0}" "${R[$w/skeleton/rps]:-0}")** | **$(ratio "${R[$w/cached/rps]:-0}" "${R[$w/skeleton/rps]:-0}")** | $(ratio "${R[$w/list/rps]:-0}" "${R[$w/hello/rps]:-0}") | $(ratio "${R[$w/skeleton/rps]:-0}" "${R[$w/hello/rps]:-0}") | ${R[$w/platform/bytes]:-?} / ${R[$w/skeleton/bytes]:-?} |"
+  done
+  echo
+  echo "Micro-cache memory at its bound (\`cache.max_bytes\` = $CACHE_FULL_MIB MiB), filled with every page of the seeded data:"
+  echo
+  echo "| workers | requests | MiB asked for | MiB the cache holds | gateway RSS before → after, MiB |"
+  echo "|---|---:|---:|---:|---|"
+  for w in $WORKERS; do
+    echo "| $w | ${R[$w/cachefull/requests]:-?} | $(awk -v b="${R[$w/cachefull/bytes]:-0}" 'BEGIN { printf "%.1f", b / 1048576 }') | ${R[$w/cachefull/held]:-?} | ${R[$w/cachefull/before]:-?} → ${R[$w/cachefull/after]:-?} |"
   done
   echo
   echo "Article list with the micro-cache on, open loop at half its wrk maximum:"
