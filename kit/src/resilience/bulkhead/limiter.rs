@@ -43,6 +43,20 @@ struct Window {
     noload: Option<Duration>,
 }
 
+impl Window {
+    /// An empty window from `opened`, carrying what was learnt so far.
+    fn open(opened: Instant, noload: Option<Duration>) -> Self {
+        Self {
+            opened,
+            calls: 0,
+            total: Duration::ZERO,
+            congested: 0,
+            busiest: 0,
+            noload,
+        }
+    }
+}
+
 /// The shared state of one bulkhead.
 #[derive(Debug)]
 pub struct Limiter {
@@ -65,17 +79,10 @@ impl Limiter {
             n if n > 0 && settings.adaptive.is_none() => InFlight::Permits(Permits::new(n)),
             _ => InFlight::Counter(CachePadded::new(AtomicUsize::new(0))),
         };
-        let adaptive = settings.adaptive.clone().map(|a| {
-            let window = Window {
-                opened: Instant::now(),
-                calls: 0,
-                total: Duration::ZERO,
-                congested: 0,
-                busiest: 0,
-                noload: None,
-            };
-            (a, Mutex::new(window))
-        });
+        let adaptive = settings
+            .adaptive
+            .clone()
+            .map(|a| (a, Mutex::new(Window::open(Instant::now(), None))));
         Self {
             name: name.into(),
             in_flight,
@@ -196,14 +203,7 @@ impl Limiter {
         let (min, max) = (adaptive.min.max(1) as f64, adaptive.max.max(1) as f64);
         self.limit
             .store(next.clamp(min, max).to_bits(), Ordering::Release);
-        *w = Window {
-            opened: now,
-            calls: 0,
-            total: Duration::ZERO,
-            congested: 0,
-            busiest: 0,
-            noload: Some(noload),
-        };
+        *w = Window::open(now, Some(noload));
     }
 }
 
