@@ -127,12 +127,28 @@ parse() {
   for pair in ${line#RESULT }; do R[$key/${pair%%=*}]=${pair#*=}; done
 }
 
+sum_services() { # KEY FIELD: FIELD summed over the three services' processes
+  awk -v a="${R[$1/${2}_user]:-0}" -v b="${R[$1/${2}_content]:-0}" -v c="${R[$1/${2}_comment]:-0}" \
+    'BEGIN { s = a + b + c; printf (s == int(s) ? "%d" : "%.1f"), s }'
+}
+
 mib() { # pid field -> MiB of /proc/<pid>/status field (VmRSS, VmHWM)
   awk -v f="$2:" '$1 == f { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
 }
 
-cpu_ticks() { # pid -> user + system clock ticks so far
-  awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+# counters PID -> "utime stime switches syscr syscw" so far: user and system
+# clock ticks, context switches of its live threads (voluntary: it waited,
+# involuntary: it was preempted) and read- and write-class system calls.
+# Under concurrency these, not a sequential count, say where a VM's
+# expensive kernel entries and wake-ups go.
+counters() {
+  local utime stime switches io
+  read -r utime stime < <(awk '{ print $14, $15 }' "/proc/$1/stat" 2>/dev/null || echo "0 0")
+  switches=$(cat /proc/"$1"/task/*/status 2>/dev/null \
+    | awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { n += $2 } END { print n + 0 }')
+  io="0 0"
+  [ -r "/proc/$1/io" ] && io=$(awk '$1 == "syscr:" { r = $2 } $1 == "syscw:" { w = $2 } END { print r + 0, w + 0 }' "/proc/$1/io")
+  echo "$utime $stime $switches $io"
 }
 
 # wrk_stage KEY URL MIX NAME=PID…: wrk, with VmRSS sampled three quarters in
@@ -141,7 +157,7 @@ wrk_stage() {
   local key=$1 url=$2 mix=$3; shift 3
   local out="$LOGS/wrk-${key//\//-}.txt" pair
   declare -A before=()
-  for pair in "$@"; do before[${pair%%=*}]=$(cpu_ticks "${pair#*=}"); done
+  for pair in "$@"; do before[${pair%%=*}]=$(counters "${pair#*=}"); done
   say "wrk $key: $url (MIX=$mix)"
   MIX=$mix ${WRK_WRAP:-} $WRK -s loadtest/mix.lua "$url" >"$out" 2>&1 &
   local wrk_pid=$!
@@ -149,9 +165,17 @@ wrk_stage() {
   for pair in "$@"; do R[$key/rss_${pair%%=*}]=$(mib "${pair#*=}" VmRSS); done
   wait "$wrk_pid" || { cat "$out" >&2; return 1; }
   parse "$key" "$(grep '^RESULT' "$out" || true)"
+  local name fields
   for pair in "$@"; do
-    R[$key/cpu_${pair%%=*}]=$(awk -v a="${before[${pair%%=*}]}" -v b="$(cpu_ticks "${pair#*=}")" \
-      -v n="${R[$key/requests]}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (b - a) / hz * 1e6 / n }')
+    name=${pair%%=*}
+    # cpu (µs), usr (µs), sys (µs), csw, sysc (read + write calls): per request.
+    fields=$(awk -v a="${before[$name]}" -v b="$(counters "${pair#*=}")" \
+      -v n="${R[$key/requests]}" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); us = 1e6 / hz / n
+        printf "%.0f %.0f %.0f %.1f %.1f", (y[1] + y[2] - x[1] - x[2]) * us, (y[1] - x[1]) * us,
+          (y[2] - x[2]) * us, (y[3] - x[3]) / n, (y[4] + y[5] - x[4] - x[5]) / n }')
+    read -r "R[$key/cpu_$name]" "R[$key/usr_$name]" "R[$key/sys_$name]" \
+      "R[$key/csw_$name]" "R[$key/sysc_$name]" <<<"$fields"
   done
 }
 
@@ -453,6 +477,17 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
       echo "| $w | $stage | ${R[$w/$stage/cpu_gateway]:-?} | ${R[$w/$stage/cpu_user]:-?} | ${R[$w/$stage/cpu_content]:-?} | ${R[$w/$stage/cpu_comment]:-?} | $total |"
     done
     echo "| $w | hello | ${R[$w/hello/cpu_hello]:-?} | | | | ${R[$w/hello/cpu_hello]:-?} |"
+  done
+  echo
+  echo "The same CPU time split, per request: user / system µs, context switches (voluntary + involuntary, live threads) and read + write system calls (/proc/<pid>/io), article list:"
+  echo
+  echo "| workers | target | gateway usr / sys µs | gateway switches | gateway syscalls | services usr / sys µs | services switches | services syscalls |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  for w in $WORKERS; do
+    for stage in list skeleton; do
+      echo "| $w | $stage | ${R[$w/$stage/usr_gateway]:-?} / ${R[$w/$stage/sys_gateway]:-?} | ${R[$w/$stage/csw_gateway]:-?} | ${R[$w/$stage/sysc_gateway]:-?} | $(sum_services "$w/$stage" usr) / $(sum_services "$w/$stage" sys) | $(sum_services "$w/$stage" csw) | $(sum_services "$w/$stage" sysc) |"
+    done
+    echo "| $w | hello | ${R[$w/hello/usr_hello]:-?} / ${R[$w/hello/sys_hello]:-?} | ${R[$w/hello/csw_hello]:-?} | ${R[$w/hello/sysc_hello]:-?} | | | |"
   done
   echo
   echo "RSS in MiB (targets: idle ≤ 30, under load ≤ 100): idle at start (ready, before any request) and 1 s after seeding (users signed up, articles and comments written); VmRSS three quarters into the mix; VmHWM (peak) at the end."
