@@ -29,7 +29,9 @@
 # the measurement is answered the same way (from the in-process cache, as
 # nearly every read of a busy site is), however slowly callgrind runs.
 #
-# Knobs: BIN, REQUESTS (per kind, 100; --budget: 20), WARMUP (20), WORKERS
+# Knobs: BIN, REQUESTS (per kind, 100; --budget: 20), WARMUP (20), GUARDED
+# (1: also the protection stack per call, kit's resilience bench; --budget:
+# 0), GUARDED_CALLS (10000), WORKERS
 # (tokio workers per process, 1), LOADGEN ($BIN/loadgen), KINDS ("list page comment"; --budget:
 # list), SYSCALLS (1: also strace -c; needs strace), OUT (the table).
 # Per-process callgrind profiles stay in target/bench/callgrind/ for
@@ -48,8 +50,10 @@ if $BUDGET; then
   SKELETON=${SKELETON:-0}
 else
   BIN=${BIN:-target/release} REQUESTS=${REQUESTS:-100} KINDS=${KINDS:-list page comment}
-  SYSCALLS=${SYSCALLS:-1} SKELETON=${SKELETON:-1}
+  SYSCALLS=${SYSCALLS:-1} SKELETON=${SKELETON:-1} GUARDED=${GUARDED:-1}
 fi
+GUARDED=${GUARDED:-0}
+GUARDED_CALLS=${GUARDED_CALLS:-10000}
 WARMUP=${WARMUP:-20}
 # The load generator is not measured: any build of it will do.
 LOADGEN=${LOADGEN:-$BIN/loadgen}
@@ -85,7 +89,10 @@ missing=false
 for bin in "${bins[@]}"; do [ -x "$BIN/$bin" ] || missing=true; done
 if [ "$BIN" = target/release ]; then
   say "building release binaries"
-  cargo build --release -p gateway -p user -p content -p comment -p bench
+  # Two builds, as make bench does: one would unify the platform's crate
+  # features into the skeleton's build.
+  cargo build --release -p gateway -p user -p content -p comment
+  cargo build --release -p bench --bins
 elif [ "$BIN" = target/debug ] && $missing; then
   cargo build -p gateway -p user -p content -p comment -p bench
 fi
@@ -99,7 +106,10 @@ mkdir -p "$CG_DIR"
 # the gateway's figure depend on how slowly callgrind ran. Collection goes
 # off on entering it and back on on leaving (docs/benchmarks.md). The order
 # matters: --toggle-collect turns --collect-atstart off, so it comes first.
-CALLGRIND=(valgrind --tool=callgrind --instr-atstart=no --fair-sched=try
+# CALLGRIND_OPTS: more callgrind options, word-split (e.g. --cache-sim=yes:
+# simulated instruction- and data-cache misses beside the counts).
+# shellcheck disable=SC2206
+CALLGRIND=(valgrind --tool=callgrind --instr-atstart=no --fair-sched=try ${CALLGRIND_OPTS:-}
   '--toggle-collect=gateway::dashboard::sample*' --collect-atstart=yes
   "--callgrind-out-file=$PWD/$CG_DIR/%q{STACK_PROCESS}.%p")
 
@@ -179,7 +189,7 @@ syscalls() {
   for pair in "${tracers[@]}"; do wait "$pair" 2>/dev/null || true; done
   for pair in "$@"; do
     name=${pair%%=*}
-    SC[$target/$kind/$name]=$(awk -v n="$REQUESTS" '$NF == "total" { printf "%.1f", $(NF-2) / n }' \
+    SC[$target/$kind/$name]=$(awk -v n="$REQUESTS" '$NF == "total" { printf "%.1f", $4 / n }' \
       "$LOGS/strace-$target-$kind-$name.txt")
   done
 }
@@ -270,6 +280,28 @@ if [ "$SKELETON" = 1 ]; then
   stop_extra
 fi
 
+# The protection stack per gRPC call, alone: kit's resilience bench in its
+# instruction mode (bare callee, breaker + bulkhead + deadline, and
+# `guarded`, the production path with the method lookup), collection on
+# only inside its counted loop.
+declare -A GI=()
+if [ "$GUARDED" = 1 ]; then
+  say "the protection stack per call, $GUARDED_CALLS calls per variant"
+  guarded_bench=$(cargo bench -p kit --bench resilience --no-run --message-format=json 2>"$LOGS/guarded-build.log" \
+    | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "resilience" and m.get("executable"):
+        print(m["executable"])')
+  [ -x "$guarded_bench" ] || { cat "$LOGS/guarded-build.log" >&2; echo "kit's resilience bench did not build" >&2; exit 1; }
+  for variant in bare stack guarded; do
+    RESILIENCE_INSTR="$variant:$GUARDED_CALLS" valgrind --tool=callgrind --collect-atstart=no \
+      '--toggle-collect=*counted_calls*' "--callgrind-out-file=$CG_DIR/guarded-$variant.callgrind" \
+      "$guarded_bench" 2>"$LOGS/guarded-$variant.log"
+    GI[$variant]=$(awk -v n="$GUARDED_CALLS" '/^summary:/ { printf "%.0f", $2 / n }' "$CG_DIR/guarded-$variant.callgrind")
+  done
+fi
+
 # The table.
 PROCESSES=(gateway user content comment)
 total() { # TARGET KIND (associative array name)
@@ -314,6 +346,14 @@ k() { awk -v a="$1" 'BEGIN { printf "%.0f", a / 1000 }'; }
         echo "$row | $(total "$target" "$kind" SC) |"
       done
     done
+  fi
+  if [ "$GUARDED" = 1 ]; then
+    echo
+    echo "The protection stack per gRPC call (kit's resilience bench, $GUARDED_CALLS calls per variant after 1000 of warm-up, instructions per call):"
+    echo
+    echo "| bare callee | breaker + bulkhead + deadline | guarded (production path) | added by guarded |"
+    echo "|---:|---:|---:|---:|"
+    echo "| ${GI[bare]} | ${GI[stack]} | ${GI[guarded]} | **$((GI[guarded] - GI[bare]))** |"
   fi
 } | tee "$OUT"
 echo

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use kit::resilience::bulkhead::BulkheadSettings;
 use kit::resilience::{
     Breaker, BreakerSettings, Breakers, Bulkhead, Circuit, Deadline, Guarded, Limiter,
@@ -143,5 +143,63 @@ fn contended<S, B>(
     let _ = contender.join();
 }
 
+/// `RESILIENCE_INSTR=<variant>:<calls>` runs `calls` calls of one variant
+/// (`bare`, `stack` or `guarded`) inside [`counted_calls`] and exits:
+/// `scripts/bench-instr.sh` runs it under callgrind with collection toggled
+/// on that function only, so the count per call is exact and repeatable,
+/// unlike the wall-clock figures above.
+fn instructions(spec: &str) {
+    let (variant, calls) = spec
+        .split_once(':')
+        .expect("RESILIENCE_INSTR=<variant>:<calls>");
+    let calls: u64 = calls.parse().expect("a number of calls");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let _entered = runtime.enter();
+    match variant {
+        "bare" => warm_then_count(&mut Bare, calls),
+        "stack" => warm_then_count(&mut stack(), calls),
+        "guarded" => warm_then_count(
+            &mut Guarded::new(
+                Bare,
+                Arc::new(ResilienceSettings::default()),
+                Breakers::default(),
+            ),
+            calls,
+        ),
+        other => panic!("unknown variant {other}: bare, stack or guarded"),
+    }
+}
+
+/// The first calls fill the method slots and the allocator's caches: not
+/// what a call costs in a serving process.
+fn warm_then_count<S, B>(service: &mut S, calls: u64)
+where
+    S: Service<http::Request<()>, Response = http::Response<B>>,
+{
+    for _ in 0..1000 {
+        call(service);
+    }
+    assert_eq!(counted_calls(service, calls), calls);
+}
+
+#[inline(never)]
+fn counted_calls<S, B>(service: &mut S, calls: u64) -> u64
+where
+    S: Service<http::Request<()>, Response = http::Response<B>>,
+{
+    (0..calls).map(|_| u64::from(call(service))).sum()
+}
+
 criterion_group!(benches, overhead);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("RESILIENCE_INSTR") {
+        instructions(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
