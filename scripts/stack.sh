@@ -110,7 +110,11 @@ stack_spawn() {
     "${STACK_SETSID[@]}" "$@" >>"$log" 2>&1 &
   else
     # The prefixer ignores Ctrl-C so the services' shutdown logs still show.
-    "${STACK_SETSID[@]}" "$@" > >(trap '' INT; tee -a "$log" | sed -u "s/^/[$name] /") 2>&1 &
+    # Through the pipe the processes would log without colours; on a
+    # terminal they keep them.
+    local colour=()
+    [ -t 1 ] && colour=(env CLICOLOR_FORCE=1)
+    "${STACK_SETSID[@]}" "${colour[@]}" "$@" > >(trap '' INT; tee -a "$log" | sed -u "s/^/[$name] /") 2>&1 &
   fi
   STACK_PIDS[$name]=$!
   echo "$!" >"$STACK_RUN_DIR/$name.pid"

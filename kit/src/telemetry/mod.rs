@@ -17,6 +17,7 @@ mod throttle;
 pub use task::spawn;
 pub use throttle::LogEvery;
 
+use std::io::IsTerminal as _;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -167,7 +168,12 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> Result<TelemetryGuar
         return Err(TelemetryError::SampleRatio(settings.sample_ratio));
     }
     let fmt = match settings.log_format {
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().boxed(),
+        // Colours only on a terminal (or with CLICOLOR_FORCE, as `make run`
+        // sets for its prefixed terminal output): a log file or a pipe gets
+        // plain text, and no escape codes are formatted into every span.
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stdout().is_terminal() || colour_forced())
+            .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
@@ -229,6 +235,11 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> Result<TelemetryGuar
         sentry,
         flush_timeout: settings.flush_timeout,
     })
+}
+
+/// The CLICOLOR_FORCE convention: set and not "0".
+fn colour_forced() -> bool {
+    std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Request, call and handler spans; not the per-frame and per-query chatter
