@@ -18,7 +18,8 @@ help: ## List the targets
 # package: a service may share its name with a crate of the dependency tree.
 SERVICES := $(sort $(patsubst services/%/Cargo.toml,%,$(wildcard services/*/Cargo.toml)))
 # make run serves debug builds, as `cargo run` does: on a fresh 2-core machine
-# they build in about 4 minutes where release takes 12, and `make test` then
+# they build in about 4 minutes where release takes 12 and more (release
+# links with whole-program LTO: about 20 on a busy VM), and `make test` then
 # reuses them instead of building everything a second time. PROFILE=release
 # serves the optimised binaries that make bench, make loadtest and the
 # images use.
