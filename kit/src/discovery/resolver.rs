@@ -62,6 +62,8 @@ struct Inner {
     channel: ChannelSettings,
     sets: Mutex<HashMap<String, Arc<EndpointSet>>>,
     connected: AtomicBool,
+    /// Set when the process begins its shutdown ([`Resolver::closing`]).
+    closing: AtomicBool,
     synced: watch::Sender<bool>,
     /// When the watch last heard from etcd (for "stale for N s").
     last_contact: Mutex<Option<Instant>>,
@@ -89,6 +91,7 @@ impl Resolver {
             channel: channel.clone(),
             sets: Mutex::new(HashMap::new()),
             connected: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             synced: watch::channel(false).0,
             last_contact: Mutex::new(None),
             unreachable_since: Mutex::new(None),
@@ -111,6 +114,13 @@ impl Resolver {
             inner,
             _stop: Arc::new(stop.drop_guard()),
         }
+    }
+
+    /// Marks the process as shutting down: when the watch's connection goes
+    /// now, the watch ends quietly (the endpoints it knows serve the drain)
+    /// instead of warning and retrying while the process exits.
+    pub fn closing(&self) {
+        self.inner.closing.store(true, Ordering::Relaxed);
     }
 
     /// The endpoints of `service`, kept up to date from now on (empty until
@@ -192,6 +202,12 @@ impl Inner {
                 result = self.session(&mut backoff) => result,
             };
             let Err(error) = result;
+            if self.closing.load(Ordering::Relaxed) {
+                // The process is on its way out and its connections with it;
+                // the endpoints it knows serve the drain.
+                tracing::debug!(%error, "discovery watch ended during shutdown");
+                return;
+            }
             let was_connected = self.connected.swap(false, Ordering::Relaxed);
             self.unreachable_since
                 .lock()

@@ -221,6 +221,7 @@ impl GrpcServer {
             .unwrap_or_else(|| grpc.host.clone());
         let instance = Instance::new(&name, format!("{advertise_host}:{}", local_addr.port()));
         let gate = dependencies.as_ref().map(|d| d.resolver().clone());
+        let resolver = gate.clone();
         let synced = async move {
             if let Some(resolver) = gate {
                 resolver.wait_synced().await;
@@ -242,6 +243,9 @@ impl GrpcServer {
         };
         // Not serving, then out of etcd: callers stop picking us first.
         let leave = async move {
+            if let Some(resolver) = &resolver {
+                resolver.closing();
+            }
             follow.abort();
             for service in services.iter().chain([&""]) {
                 health
