@@ -48,6 +48,23 @@ fn stack() -> Stack {
     )
 }
 
+/// The production path: the method's stack found by its path, then called.
+fn guarded() -> Guarded<Bare> {
+    Guarded::new(
+        Bare,
+        Arc::new(ResilienceSettings::default()),
+        Breakers::default(),
+    )
+}
+
+/// The time driver the deadline layer needs, on this thread.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime")
+}
+
 /// A request as tonic's generated client hands it to the channel's layers:
 /// its headers are already there, so inserting `grpc-timeout` does not
 /// allocate the map.
@@ -74,10 +91,7 @@ where
 }
 
 fn overhead(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     let _entered = runtime.enter();
 
     let mut group = c.benchmark_group("per_call");
@@ -87,11 +101,7 @@ fn overhead(c: &mut Criterion) {
     group.bench_function("breaker+bulkhead+deadline", |b| {
         b.iter(|| call(&mut protected))
     });
-    let mut guarded = Guarded::new(
-        Bare,
-        Arc::new(ResilienceSettings::default()),
-        Breakers::default(),
-    );
+    let mut guarded = guarded();
     group.bench_function("guarded", |b| b.iter(|| call(&mut guarded)));
 
     // The same services shared with a second thread calling them flat out.
@@ -153,22 +163,12 @@ fn instructions(spec: &str) {
         .split_once(':')
         .expect("RESILIENCE_INSTR=<variant>:<calls>");
     let calls: u64 = calls.parse().expect("a number of calls");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     let _entered = runtime.enter();
     match variant {
         "bare" => warm_then_count(&mut Bare, calls),
         "stack" => warm_then_count(&mut stack(), calls),
-        "guarded" => warm_then_count(
-            &mut Guarded::new(
-                Bare,
-                Arc::new(ResilienceSettings::default()),
-                Breakers::default(),
-            ),
-            calls,
-        ),
+        "guarded" => warm_then_count(&mut guarded(), calls),
         other => panic!("unknown variant {other}: bare, stack or guarded"),
     }
 }
