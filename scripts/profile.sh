@@ -5,7 +5,10 @@
 #
 #   scripts/profile.sh                 # the gateway, one worker per process
 #   PROCESS=content WORKERS=0 scripts/profile.sh
+#   CACHE=true scripts/profile.sh      # the gateway's micro-cache on
 #
+# The micro-cache is off by default, as in make bench's stages: with it on,
+# the services see a request a second per page and there is little to profile.
 # Needs perf (Debian: linux-perf) and the release binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +21,7 @@ OUT=target/bench/profile-$PROCESS
 LIST_PATH="/api/v1/articles?limit=20"
 STACK_PORT=18080 STACK_GRPC_PORT=20151 STACK_ADMIN_PORT=19100 STACK_ETCD_PORT=22479
 STACK_BIN=${BIN:-target/release} STACK_LOGS=target/bench/logs/profile STACK_WORKERS=$WORKERS
+export APP_GATEWAY__CACHE__ENABLED=${CACHE:-false}
 STACK_DATA=$(mktemp -d "${TMPDIR:-/tmp}/newsroom-profile.XXXXXX")
 mkdir -p target/bench
 trap 'stack_stop; rm -rf "$STACK_DATA"' EXIT
