@@ -12,7 +12,7 @@ use crate::backends::Backends;
 use crate::error::ApiError;
 use crate::limits::Limits;
 use crate::settings::Settings;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::{docs, routes};
 
 /// Starts discovery and binds both ports; the returned server is ready to
@@ -33,7 +33,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<HttpServer> {
         settings.http.port,
     )
     .await?;
-    let state = AppState {
+    let state = AppState::new(Shared {
         backends: Backends::new(
             &clients,
             &settings.services,
@@ -50,7 +50,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<HttpServer> {
         resolver: resolver.clone(),
         services: settings.services.clone(),
         accepting: server.accepting(),
-    };
+    });
     let cache = crate::cache::Store::new(&settings.cache, &registry);
     let (api, mut openapi) = routes::api(settings.http.body_limit_bytes, &cache);
     openapi.servers = Some(docs::servers(&settings.http, server.local_addr()));
