@@ -29,30 +29,46 @@ impl ServerSpan {
 
 impl<B> MakeSpan<B> for ServerSpan {
     fn make_span(&mut self, request: &http::Request<B>) -> Span {
+        // Without a tracer the span only gives log lines their context, and
+        // the fmt layer formats every field of it for every request: the
+        // otel.* and rpc.system fields would be formatted for nobody.
+        let traced = super::super::tracing_enabled();
         let span = if self.grpc {
             let method = request.uri().path();
-            tracing::info_span!(
-                "grpc.server",
-                otel.name = method,
-                otel.kind = "server",
-                rpc.system = "grpc",
-                rpc.method = method,
-            )
+            if traced {
+                tracing::info_span!(
+                    "grpc.server",
+                    otel.name = method,
+                    otel.kind = "server",
+                    rpc.system = "grpc",
+                    rpc.method = method,
+                )
+            } else {
+                tracing::info_span!("grpc.server", rpc.method = method)
+            }
         } else {
             let route = request
                 .extensions()
                 .get::<MatchedPath>()
                 .map_or("unmatched", MatchedPath::as_str);
-            tracing::info_span!(
-                "request",
-                otel.name = %format_args!("{} {route}", request.method()),
-                otel.kind = "server",
-                http.request.method = %request.method(),
-                http.route = route,
-                url.path = %request.uri().path(),
-            )
+            if traced {
+                tracing::info_span!(
+                    "request",
+                    otel.name = %format_args!("{} {route}", request.method()),
+                    otel.kind = "server",
+                    http.request.method = %request.method(),
+                    http.route = route,
+                    url.path = %request.uri().path(),
+                )
+            } else {
+                tracing::info_span!(
+                    "request",
+                    http.request.method = %request.method(),
+                    url.path = %request.uri().path(),
+                )
+            }
         };
-        if super::super::tracing_enabled() {
+        if traced {
             // Fails only when the span is disabled by the filter.
             let _ = span.set_parent(super::extract(request.headers()));
         }
