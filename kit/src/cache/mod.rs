@@ -43,7 +43,7 @@ pub use settings::CacheSettings;
 
 use self::flight::{Flights, Joined};
 use self::local::LocalStore;
-use self::metrics::CacheMetrics;
+use self::metrics::{CacheMetrics, Lookups};
 use self::redis::RedisStore;
 use crate::metrics::Registry;
 
@@ -117,6 +117,8 @@ impl Cache {
         Keyspace {
             cache: self.clone(),
             name,
+            key_prefix: format!("{}{name}:", self.inner.settings.prefix),
+            lookups: self.inner.metrics.lookups(name),
             flights: Flights::default(),
             _value: PhantomData,
         }
@@ -198,6 +200,9 @@ impl Cache {
 pub struct Keyspace<V> {
     cache: Cache,
     name: &'static str,
+    /// `{prefix}{name}:`, built once: a page of 20 counts is 20 keys.
+    key_prefix: String,
+    lookups: Lookups,
     flights: Flights<V>,
     _value: PhantomData<fn() -> V>,
 }
@@ -257,6 +262,7 @@ where
         let keys: Vec<String> = ids.iter().map(|id| self.key(*id)).collect();
         let raws = self.cache.get_many(self.name, &keys).await;
         let mut missing = Vec::new();
+        let mut hits = 0;
         for (i, id) in ids.iter().enumerate() {
             let lookup = match &raws {
                 Some(raws) => decode(raws.get(i).cloned().flatten()),
@@ -264,16 +270,14 @@ where
             };
             match lookup {
                 Lookup::Found(value) => {
-                    self.cache.inner.metrics.hit(self.name);
+                    hits += 1;
                     found.insert(*id, value);
                 }
-                Lookup::NotFound => self.cache.inner.metrics.hit(self.name),
-                Lookup::Miss { seen } => {
-                    self.cache.inner.metrics.miss(self.name);
-                    missing.push((*id, seen));
-                }
+                Lookup::NotFound => hits += 1,
+                Lookup::Miss { seen } => missing.push((*id, seen)),
             }
         }
+        self.lookups.record(hits, missing.len() as u64);
         if missing.is_empty() {
             return Ok(found);
         }
@@ -352,7 +356,12 @@ where
     }
 
     fn key(&self, id: i64) -> String {
-        format!("{}{}:{id}", self.cache.inner.settings.prefix, self.name)
+        let mut digits = itoa::Buffer::new();
+        let id = digits.format(id);
+        let mut key = String::with_capacity(self.key_prefix.len() + id.len());
+        key.push_str(&self.key_prefix);
+        key.push_str(id);
+        key
     }
 
     async fn store_loaded(&self, lead: &flight::Lead<'_, V>, loaded: &HashMap<i64, V>) {
