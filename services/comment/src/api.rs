@@ -101,7 +101,7 @@ impl CommentService for CommentApi {
         request: Request<pb::CountCommentsRequest>,
     ) -> Result<Response<pb::CountCommentsResponse>, Status> {
         let ids = batch("article_ids", request.into_inner().article_ids)?;
-        let found = self
+        let mut counts = self
             .counts
             .get_many_or_load(&ids, |ids| async move {
                 let found = self.comments.counts(&ids).await?;
@@ -113,10 +113,15 @@ impl CommentService for CommentApi {
                 )
             })
             .await?;
-        let counts: HashMap<i64, i64> = ids
-            .into_iter()
-            .map(|id| (id, found.get(&id).copied().unwrap_or(0)))
-            .collect();
+        // The answer is the found map itself, not a copy: every id asked for
+        // is cached or loaded (with its zero). Only a load that answered
+        // for other ids than asked would need the map trimmed or filled.
+        if counts.len() != ids.len() {
+            counts.retain(|id, _| ids.binary_search(id).is_ok());
+            for id in ids {
+                counts.entry(id).or_insert(0);
+            }
+        }
         Ok(Response::new(pb::CountCommentsResponse { counts }))
     }
 }
