@@ -136,6 +136,38 @@ async fn an_invalidated_key_is_loaded_again_and_a_put_is_read_back() {
 }
 
 #[tokio::test]
+async fn a_decoded_copy_is_served_only_while_the_store_holds_its_bytes() {
+    for (store, settings) in stores() {
+        let registry = Registry::new();
+        let cache = Cache::new(&settings, &registry).unwrap();
+        let numbers: Keyspace<i64> = cache.keyspace("numbers").with_decoded_copies(8);
+        let table = Table::with(&[(1, 10)]);
+        let load = |ids| table.load(ids);
+        for _ in 0..2 {
+            assert_eq!(
+                numbers.get_or_load(1, load).await.unwrap(),
+                Some(10),
+                "{store}"
+            );
+        }
+        table.rows.lock().unwrap().insert(1, 11);
+        numbers.invalidate(&[1]).await;
+        assert_eq!(
+            numbers.get_or_load(1, load).await.unwrap(),
+            Some(11),
+            "{store}"
+        );
+        numbers.put(1, &12).await;
+        assert_eq!(
+            numbers.get_or_load(1, load).await.unwrap(),
+            Some(12),
+            "{store}"
+        );
+        assert_eq!(table.loads(), 2, "{store}");
+    }
+}
+
+#[tokio::test]
 async fn a_load_that_raced_a_write_does_not_store_the_old_value() {
     for (store, settings) in stores() {
         let (numbers, _) = keyspace(&settings);

@@ -23,7 +23,9 @@ impl ContentApi {
     pub fn new(articles: ArticleRepository, cache: &Cache) -> Self {
         Self {
             articles,
-            first_pages: cache.keyspace("first_page"),
+            first_pages: cache
+                .keyspace("first_page")
+                .with_decoded_copies(kit::pagination::MAX_SIZE as usize),
         }
     }
 
