@@ -138,9 +138,7 @@ async fn an_invalidated_key_is_loaded_again_and_a_put_is_read_back() {
 #[tokio::test]
 async fn a_decoded_copy_is_served_only_while_the_store_holds_its_bytes() {
     for (store, settings) in stores() {
-        let registry = Registry::new();
-        let cache = Cache::new(&settings, &registry).unwrap();
-        let numbers: Keyspace<i64> = cache.keyspace("numbers").with_decoded_copies(8);
+        let numbers = keyspace(&settings).0.with_decoded_copies(8);
         let table = Table::with(&[(1, 10)]);
         let load = |ids| table.load(ids);
         for _ in 0..2 {

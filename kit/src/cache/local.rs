@@ -28,10 +28,24 @@ struct Entry {
 
 type Hasher = foldhash::quality::RandomState;
 
+/// A quick_cache of at most `items` entries, hashed with a per-process seed.
+pub(super) type Bounded<K, V> = Cache<K, V, UnitWeighter, Hasher>;
+
+pub(super) fn bounded<K: Eq + std::hash::Hash, V: Clone>(items: u64) -> Bounded<K, V> {
+    let items = items.max(1);
+    Cache::with(
+        usize::try_from(items).unwrap_or(usize::MAX),
+        items,
+        UnitWeighter,
+        Hasher::default(),
+        DefaultLifecycle::default(),
+    )
+}
+
 pub(super) struct LocalStore {
     /// foldhash instead of SipHash: seeded per process, so keys built from
     /// request ids cannot be aimed at one bucket.
-    entries: Cache<String, Entry, UnitWeighter, Hasher>,
+    entries: Bounded<String, Entry>,
     /// A write of a key holds its stripe's lock, so a compare-and-set cannot
     /// interleave with another write of that key (a tombstone landing
     /// between a load's comparison and its store). Reads never lock.
@@ -44,15 +58,8 @@ const WRITE_STRIPES: usize = 64;
 
 impl LocalStore {
     pub fn new(max_entries: u64) -> Self {
-        let capacity = usize::try_from(max_entries).unwrap_or(usize::MAX).max(1);
         Self {
-            entries: Cache::with(
-                capacity,
-                max_entries.max(1),
-                UnitWeighter,
-                Hasher::default(),
-                DefaultLifecycle::default(),
-            ),
+            entries: bounded(max_entries),
             writes: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
             stripes: Hasher::default(),
         }

@@ -482,25 +482,13 @@ fn decode<V: prost::Message + Default>(raw: Raw) -> Lookup<V> {
 
 /// Values as decoded from the stored bytes, by id.
 struct DecodedCopies<V> {
-    copies: quick_cache::sync::Cache<
-        i64,
-        Arc<(Bytes, V)>,
-        quick_cache::UnitWeighter,
-        foldhash::fast::RandomState,
-    >,
+    copies: local::Bounded<i64, Arc<(Bytes, V)>>,
 }
 
 impl<V: Clone> DecodedCopies<V> {
     fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
         Self {
-            copies: quick_cache::sync::Cache::with(
-                capacity,
-                capacity as u64,
-                quick_cache::UnitWeighter,
-                foldhash::fast::RandomState::default(),
-                quick_cache::sync::DefaultLifecycle::default(),
-            ),
+            copies: local::bounded(u64::try_from(capacity).unwrap_or(u64::MAX)),
         }
     }
 
