@@ -333,3 +333,76 @@ async fn a_write_whose_caller_goes_away_right_after_the_commit_still_invalidates
         );
     }
 }
+
+/// Settings where every value enters its refresh window after a second and
+/// expires three seconds later: room for a slow machine between the two.
+fn refreshing(mut settings: CacheSettings) -> CacheSettings {
+    settings.ttl = Duration::from_secs(4);
+    settings.jitter = 0.0;
+    settings.refresh_ahead = 0.75;
+    settings
+}
+
+#[tokio::test]
+async fn a_hot_key_near_its_expiry_is_reloaded_by_one_read_while_the_others_keep_the_cached_copy() {
+    for (store, settings) in stores() {
+        let (numbers, registry) = keyspace(&refreshing(settings));
+        let numbers = Arc::new(numbers);
+        let table = Table::with(&[(1, 10)]);
+        assert_eq!(
+            numbers.get_or_load(1, |ids| table.load(ids)).await.unwrap(),
+            Some(10)
+        );
+        table.rows.lock().unwrap().insert(1, 11);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+
+        let reads = (0..100).map(|_| {
+            let (numbers, table) = (numbers.clone(), table.clone());
+            tokio::spawn(async move { numbers.get_or_load(1, |ids| table.load(ids)).await })
+        });
+        let mut answers = HashMap::<i64, usize>::new();
+        for read in futures::future::join_all(reads).await {
+            *answers.entry(read.unwrap().unwrap().unwrap()).or_default() += 1;
+        }
+        assert_eq!(table.loads(), 2, "{store}: one refresh, not one per read");
+        // The reads that came while the refresh ran did not wait for it.
+        assert!(
+            answers.get(&10).copied().unwrap_or(0) >= 90,
+            "{store}: {answers:?}"
+        );
+        assert_eq!(
+            numbers.get_or_load(1, |ids| table.load(ids)).await.unwrap(),
+            Some(11),
+            "{store}: the refreshed value is stored"
+        );
+        assert_eq!(table.loads(), 2, "{store}");
+        let refreshes = testing::metric(
+            &registry.encode(),
+            "cache_refreshes_total",
+            &[("cache", "numbers")],
+        );
+        assert_eq!(refreshes, 1.0, "{store}");
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_that_fails_leaves_the_cached_copy_serving() {
+    for (store, settings) in stores() {
+        let (numbers, _) = keyspace(&refreshing(settings));
+        let table = Table::with(&[(1, 10)]);
+        assert_eq!(
+            numbers.get_or_load(1, |ids| table.load(ids)).await.unwrap(),
+            Some(10)
+        );
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+
+        let failing = |_| async { Err::<HashMap<i64, i64>, _>("database down") };
+        assert_eq!(
+            numbers.get_or_load(1, failing).await,
+            Ok(Some(10)),
+            "{store}: a refresh is best effort"
+        );
+        // A key that is really missing still needs its load.
+        assert!(numbers.get_or_load(2, failing).await.is_err(), "{store}");
+    }
+}

@@ -10,4 +10,6 @@ pub enum CacheError {
     Timeout(std::time::Duration),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("cache.{0} must be a fraction between 0 and 1, not {1}")]
+    Fraction(&'static str, f64),
 }

@@ -47,22 +47,40 @@ pub(super) struct Lead<'a, V> {
 struct LeadEntry<V> {
     id: i64,
     seen: Option<Raw>,
+    /// A refresh ahead of expiry: the caller has a good copy already.
+    refresh: bool,
     answer: watch::Sender<Answer<V>>,
 }
 
 impl<V: Clone> Flights<V> {
-    /// Takes the lead on every id of `missing` that nobody is loading.
-    pub fn join(&self, missing: Vec<(i64, Option<Raw>)>) -> Joined<'_, V> {
+    /// Takes the lead on every id of `missing` and `due` that nobody is
+    /// loading, and follows the loads of the other missing ids; a due id
+    /// someone is loading already is left out (its cached copy serves).
+    pub fn join(
+        &self,
+        missing: Vec<(i64, Option<Raw>)>,
+        due: Vec<(i64, Option<Raw>)>,
+    ) -> Joined<'_, V> {
         let mut loading = self.lock();
         let mut entries = Vec::new();
         let mut follow = Vec::new();
-        for (id, seen) in missing {
+        let all = missing
+            .into_iter()
+            .map(|m| (m, false))
+            .chain(due.into_iter().map(|d| (d, true)));
+        for ((id, seen), refresh) in all {
             match loading.get(&id) {
+                Some(_) if refresh => {}
                 Some(rx) => follow.push((id, rx.clone())),
                 None => {
                     let (answer, rx) = watch::channel(None);
                     loading.insert(id, rx);
-                    entries.push(LeadEntry { id, seen, answer });
+                    entries.push(LeadEntry {
+                        id,
+                        seen,
+                        refresh,
+                        answer,
+                    });
                 }
             }
         }
@@ -92,6 +110,15 @@ impl<V: Clone> Flights<V> {
 impl<V: Clone> Lead<'_, V> {
     pub fn ids(&self) -> Vec<i64> {
         self.entries.iter().map(|e| e.id).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// How many of the led ids are refreshes ahead of expiry.
+    pub fn refreshing(&self) -> usize {
+        self.entries.iter().filter(|e| e.refresh).count()
     }
 
     /// Each led id with what the cache held when it missed.

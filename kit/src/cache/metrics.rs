@@ -1,5 +1,6 @@
 //! `cache_requests_total{cache,result}` (one per key looked up, `hit` or
-//! `miss`) and `cache_errors_total{cache}`; the hit rate is
+//! `miss`), `cache_refreshes_total{cache}` (hits that reloaded their key
+//! ahead of its expiry) and `cache_errors_total{cache}`; the hit rate is
 //! hits / (hits + misses).
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -20,13 +21,14 @@ struct RequestLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ErrorLabels {
+struct CacheLabel {
     cache: &'static str,
 }
 
 pub(super) struct CacheMetrics {
     requests: Family<RequestLabels, Counter>,
-    errors: Family<ErrorLabels, Counter>,
+    refreshes: Family<CacheLabel, Counter>,
+    errors: Family<CacheLabel, Counter>,
     log: LogEvery,
 }
 
@@ -34,10 +36,16 @@ impl CacheMetrics {
     pub fn new(registry: &Registry) -> Self {
         let requests = Family::default();
         let errors = Family::default();
+        let refreshes = Family::default();
         registry.register(
             "cache_requests",
             "Cache lookups by key, by result (hit or miss)",
             requests.clone(),
+        );
+        registry.register(
+            "cache_refreshes",
+            "Cache hits that reloaded their key ahead of its expiry",
+            refreshes.clone(),
         );
         registry.register(
             "cache_errors",
@@ -46,6 +54,7 @@ impl CacheMetrics {
         );
         Self {
             requests,
+            refreshes,
             errors,
             log: LogEvery::new(LOG_EVERY),
         }
@@ -67,8 +76,13 @@ impl CacheMetrics {
         }
     }
 
+    /// The refresh counter of one keyspace, looked up once.
+    pub fn refreshes(&self, cache: &'static str) -> Counter {
+        self.refreshes.get_or_create(&CacheLabel { cache }).clone()
+    }
+
     pub fn error(&self, cache: &'static str) {
-        self.errors.get_or_create(&ErrorLabels { cache }).inc();
+        self.errors.get_or_create(&CacheLabel { cache }).inc();
     }
 
     /// Whether to log this error; if so, how many were not logged since.

@@ -12,6 +12,12 @@
 //!   not exist cannot hammer the database;
 //! - every TTL carries random jitter, so keys written together do not all
 //!   expire together;
+//! - a hot key does not expire under load: in the last `refresh_ahead` of
+//!   its TTL, the first read reloads it while every other read keeps being
+//!   served the cached copy (refresh-ahead). Without it, each expiry of a
+//!   key that every request reads (the front page, its comment counts)
+//!   sends every request of that moment to wait on one database load, a
+//!   stall of the whole service's traffic once a TTL;
 //! - a write replaces the key with a tombstone and a load only stores its
 //!   result if the key still holds what the load saw when it missed, so a
 //!   load that raced a write cannot put the old value back (the lease of
@@ -52,7 +58,13 @@ use crate::metrics::Registry;
 /// load always finds the tombstone changed and does not store.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(30);
 
+/// A value without a refresh time (written by an earlier version): read,
+/// never refreshed ahead.
 const VALUE: u8 = b'v';
+/// A value after the 8-byte little-endian Unix time, in milliseconds, from
+/// which a read refreshes it.
+const STAMPED: u8 = b'w';
+const STAMP: usize = 1 + 8;
 const NOT_FOUND: u8 = b'n';
 const TOMBSTONE: u8 = b't';
 
@@ -88,6 +100,16 @@ impl Cache {
     /// Redis if `settings.redis_url` is set, otherwise in-process. Never
     /// connects eagerly: a Redis that is down at start-up is only a miss.
     pub fn new(settings: &CacheSettings, registry: &Registry) -> Result<Self, CacheError> {
+        // Checked here, before the service binds a port: a NaN would make
+        // every cache write panic in `Duration::mul_f64`.
+        for (key, value) in [
+            ("jitter", settings.jitter),
+            ("refresh_ahead", settings.refresh_ahead),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(CacheError::Fraction(key, value));
+            }
+        }
         let store = match &settings.redis_url {
             Some(url) => Store::Redis(RedisStore::new(url, settings)?),
             None => Store::Local(LocalStore::new(settings.max_entries)),
@@ -119,6 +141,7 @@ impl Cache {
             name,
             key_prefix: format!("{}{name}:", self.inner.settings.prefix),
             lookups: self.inner.metrics.lookups(name),
+            refreshes: self.inner.metrics.refreshes(name),
             decoded: None,
             flights: Flights::default(),
             _value: PhantomData,
@@ -127,6 +150,20 @@ impl Cache {
 
     fn ttl(&self) -> Duration {
         jittered(self.inner.settings.ttl, self.inner.settings.jitter)
+    }
+
+    /// `value` stored for `ttl` from now, stamped with when a read should
+    /// start refreshing it.
+    fn encode<V: prost::Message>(&self, value: &V, ttl: Duration) -> Bytes {
+        // A fraction in 0..=1 (`Cache::new` checks).
+        let ahead = self.inner.settings.refresh_ahead;
+        let refresh_at = if ahead == 0.0 {
+            u64::MAX
+        } else {
+            let fresh = u64::try_from(ttl.mul_f64(1.0 - ahead).as_millis()).unwrap_or(u64::MAX);
+            unix_millis().saturating_add(fresh)
+        };
+        encode_value(value, refresh_at)
     }
 
     fn negative_ttl(&self) -> Duration {
@@ -204,6 +241,7 @@ pub struct Keyspace<V> {
     /// `{prefix}{name}:`, built once: a page of 20 counts is 20 keys.
     key_prefix: String,
     lookups: Lookups,
+    refreshes: prometheus_client::metrics::counter::Counter,
     decoded: Option<DecodedCopies<V>>,
     flights: Flights<V>,
     _value: PhantomData<fn() -> V>,
@@ -221,6 +259,11 @@ impl<V> std::fmt::Debug for Keyspace<V> {
 /// What the cache said about one key.
 enum Lookup<V> {
     Found(V),
+    /// Found, and in the last part of its TTL: `seen` is the stored entry.
+    Due {
+        value: V,
+        seen: Bytes,
+    },
     NotFound,
     /// Absent, a tombstone or unreadable; `seen` is what a store must find
     /// unchanged (`None` inside means absent), `None` when the cache failed.
@@ -275,10 +318,12 @@ where
         let keys: Vec<String> = ids.iter().map(|id| self.key(*id)).collect();
         let raws = self.cache.get_many(self.name, &keys).await;
         let mut missing = Vec::new();
+        let mut due = Vec::new();
         let mut hits = 0;
+        let mut now = Now::default();
         for (i, id) in ids.iter().enumerate() {
             let lookup = match &raws {
-                Some(raws) => self.decode(*id, raws.get(i).cloned().flatten()),
+                Some(raws) => self.decode(*id, raws.get(i).cloned().flatten(), &mut now),
                 None => Lookup::Miss { seen: None },
             };
             match lookup {
@@ -286,16 +331,28 @@ where
                     hits += 1;
                     found.insert(*id, value);
                 }
+                Lookup::Due { value, seen } => {
+                    hits += 1;
+                    found.insert(*id, value);
+                    due.push((*id, Some(Some(seen))));
+                }
                 Lookup::NotFound => hits += 1,
                 Lookup::Miss { seen } => missing.push((*id, seen)),
             }
         }
         self.lookups.record(hits, missing.len() as u64);
-        if missing.is_empty() {
+        if missing.is_empty() && due.is_empty() {
             return Ok(found);
         }
 
-        let Joined { lead, follow } = self.flights.join(missing);
+        // A due key another request is refreshing is served as it is; only
+        // a missing one waits for the load.
+        let Joined { lead, follow } = self.flights.join(missing, due);
+        let refreshing = lead.refreshing();
+        if refreshing > 0 {
+            self.refreshes.inc_by(refreshing as u64);
+        }
+        let needed = lead.len() > refreshing;
         let load = &load;
         let leading = async move {
             let ids = lead.ids();
@@ -310,7 +367,13 @@ where
             Ok(loaded)
         };
         let (led, followed) = tokio::join!(leading, flight::wait_all(follow));
-        found.extend(led?);
+        match led {
+            Ok(led) => found.extend(led),
+            Err(error) if needed => return Err(error),
+            // Only a refresh failed: the cached copies are still good for
+            // the rest of their TTL, and the next read tries again.
+            Err(_) => {}
+        }
         let (answered, orphaned) = followed;
         found.extend(answered);
         if !orphaned.is_empty() {
@@ -325,7 +388,8 @@ where
     /// started, the store write finishes even if the caller goes away.
     pub async fn put(&self, id: i64, value: &V) {
         self.flights.forget(&[id]);
-        let item = (self.key(id), encode_value(value), self.cache.ttl());
+        let ttl = self.cache.ttl();
+        let item = (self.key(id), self.cache.encode(value, ttl), ttl);
         let _ = self.detached(vec![item]).await;
     }
 
@@ -368,16 +432,22 @@ where
             .collect()
     }
 
-    fn decode(&self, id: i64, raw: Raw) -> Lookup<V> {
+    fn decode(&self, id: i64, raw: Raw, now: &mut Now) -> Lookup<V> {
         let (Some(decoded), Some(bytes)) = (&self.decoded, &raw) else {
-            return decode(raw);
+            return decode(raw, now);
         };
         if let Some(value) = decoded.get(id, bytes) {
-            return Lookup::Found(value);
+            return match now.due(bytes) {
+                true => Lookup::Due {
+                    value,
+                    seen: bytes.clone(),
+                },
+                false => Lookup::Found(value),
+            };
         }
         let bytes = bytes.clone();
-        let lookup: Lookup<V> = decode(raw);
-        if let Lookup::Found(value) = &lookup {
+        let lookup: Lookup<V> = decode(raw, now);
+        if let Lookup::Found(value) | Lookup::Due { value, .. } = &lookup {
             decoded.put(id, bytes, value.clone());
         }
         lookup
@@ -400,7 +470,10 @@ where
                 // overwrite a newer tombstone.
                 let seen = seen.clone()?;
                 let (bytes, ttl) = match loaded.get(&id) {
-                    Some(value) => (encode_value(value), self.cache.ttl()),
+                    Some(value) => {
+                        let ttl = self.cache.ttl();
+                        (self.cache.encode(value, ttl), ttl)
+                    }
                     None => (Bytes::from_static(&[NOT_FOUND]), self.cache.negative_ttl()),
                 };
                 Some((self.key(id), seen, bytes, ttl))
@@ -461,23 +534,54 @@ where
     }
 }
 
-fn decode<V: prost::Message + Default>(raw: Raw) -> Lookup<V> {
+fn decode<V: prost::Message + Default>(raw: Raw, now: &mut Now) -> Lookup<V> {
     let Some(bytes) = raw else {
         return Lookup::Miss { seen: Some(None) };
     };
-    match bytes.first() {
-        Some(&NOT_FOUND) => Lookup::NotFound,
-        Some(&VALUE) => match V::decode(&bytes[1..]) {
-            Ok(value) => Lookup::Found(value),
-            // Written by an incompatible version: reload and overwrite.
-            Err(_) => Lookup::Miss {
+    let body = match bytes.first() {
+        Some(&NOT_FOUND) => return Lookup::NotFound,
+        Some(&VALUE) => &bytes[1..],
+        Some(&STAMPED) if bytes.len() >= STAMP => &bytes[STAMP..],
+        _ => {
+            return Lookup::Miss {
                 seen: Some(Some(bytes)),
-            },
-        },
-        _ => Lookup::Miss {
+            };
+        }
+    };
+    match V::decode(body) {
+        Ok(value) if now.due(&bytes) => Lookup::Due { value, seen: bytes },
+        Ok(value) => Lookup::Found(value),
+        // Written by an incompatible version: reload and overwrite.
+        Err(_) => Lookup::Miss {
             seen: Some(Some(bytes)),
         },
     }
+}
+
+/// The clock of one lookup, read at most once and only if a stamped value
+/// is found.
+#[derive(Default)]
+struct Now(Option<u64>);
+
+impl Now {
+    /// Whether the stored entry `bytes` is in its refresh window.
+    fn due(&mut self, bytes: &[u8]) -> bool {
+        let Some(stamp) = bytes
+            .get(1..STAMP)
+            .filter(|_| bytes[0] == STAMPED)
+            .and_then(|s| <[u8; 8]>::try_from(s).ok())
+        else {
+            return false;
+        };
+        let refresh_at = u64::from_le_bytes(stamp);
+        refresh_at != u64::MAX && *self.0.get_or_insert_with(unix_millis) >= refresh_at
+    }
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Values as decoded from the stored bytes, by id.
@@ -505,9 +609,10 @@ impl<V: Clone> DecodedCopies<V> {
     }
 }
 
-fn encode_value<V: prost::Message>(value: &V) -> Bytes {
-    let mut buf = BytesMut::with_capacity(1 + value.encoded_len());
-    buf.put_u8(VALUE);
+fn encode_value<V: prost::Message>(value: &V, refresh_at: u64) -> Bytes {
+    let mut buf = BytesMut::with_capacity(STAMP + value.encoded_len());
+    buf.put_u8(STAMPED);
+    buf.put_u64_le(refresh_at);
     // Encoding into a buffer with enough capacity cannot fail.
     let _ = value.encode(&mut buf);
     buf.freeze()

@@ -24,6 +24,10 @@ pub struct CacheSettings {
     pub negative_ttl: Duration,
     /// Random spread of every TTL, as a fraction (0.1 = ±10%).
     pub jitter: f64,
+    /// The last fraction of a value's TTL in which the first read reloads
+    /// it while other reads keep getting the cached copy, so that a hot key
+    /// never expires under load (0.2 = the last 20 %; 0 = off).
+    pub refresh_ahead: f64,
     /// Longest wait for Redis before a call counts as a miss.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -40,6 +44,7 @@ impl Default for CacheSettings {
             ttl: Duration::from_secs(60),
             negative_ttl: Duration::from_secs(5),
             jitter: 0.1,
+            refresh_ahead: 0.2,
             timeout: Duration::from_millis(100),
             max_entries: 100_000,
         }
