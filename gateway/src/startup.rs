@@ -77,5 +77,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<HttpServer> {
     };
     Ok(server
         .serve(router, stack)
+        .discovery(&state.resolver)
         .admin(admin, Arc::new(move || routes::readiness(&state))))
 }

@@ -98,6 +98,9 @@ pub struct HttpServer {
     admin_routes: Router,
     readiness: Option<admin::Readiness>,
     reads: ReadTimeouts,
+    /// Told when shutdown begins, so that its watch losing etcd on the way
+    /// out is not reported as an outage.
+    resolver: Option<crate::discovery::Resolver>,
 }
 
 impl HttpServer {
@@ -128,6 +131,7 @@ impl HttpServer {
             admin_routes: Router::new(),
             readiness: None,
             reads: ReadTimeouts::default(),
+            resolver: None,
         })
     }
 
@@ -218,6 +222,13 @@ impl HttpServer {
         self
     }
 
+    /// The discovery this process follows: its watch ends quietly once
+    /// shutdown begins, as a gRPC server's does.
+    pub fn discovery(mut self, resolver: &crate::discovery::Resolver) -> Self {
+        self.resolver = Some(resolver.clone());
+        self
+    }
+
     /// Serves until `signal` completes, then shuts down in the lifecycle's
     /// order: not ready → propagation delay → stop accepting → drain
     /// in-flight requests, bounded by the drain timeout.
@@ -232,6 +243,7 @@ impl HttpServer {
             admin_routes,
             readiness,
             reads,
+            resolver,
         } = self;
         let slow = Counter::default();
         registry.register(
@@ -253,6 +265,9 @@ impl HttpServer {
             addr: local_addr,
         };
         let leave = async move {
+            if let Some(resolver) = &resolver {
+                resolver.closing();
+            }
             accepting.send_replace(false);
         };
         lifecycle.run(admin_router, serving, signal, leave).await
