@@ -216,10 +216,9 @@ pub struct Circuit {
     force: AtomicU8,
     /// When the circuit last opened, in nanoseconds on [`crate::time::monotonic_nanos`].
     opened_at: AtomicU64,
-    /// `stripes × buckets` cells, stripe-major.
+    /// `stripe::count() × buckets` cells, stripe-major.
     cells: Box<[CachePadded<Cell>]>,
     buckets: usize,
-    stripes: usize,
     slice_nanos: u64,
 }
 
@@ -259,7 +258,6 @@ impl Circuit {
                 })
                 .collect(),
             buckets: buckets as usize,
-            stripes,
             slice_nanos,
             settings,
         }
@@ -551,7 +549,7 @@ impl Circuit {
     /// slice.
     fn count(&self, index: usize) {
         let now = self.slice_now();
-        let at = stripe::of_thread(self.stripes) * self.buckets + now as usize % self.buckets;
+        let at = stripe::of_thread() * self.buckets + now as usize % self.buckets;
         let cell = &self.cells[at];
         let slice = cell.slice.load(Ordering::Acquire);
         if slice != now

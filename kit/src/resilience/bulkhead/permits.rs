@@ -46,7 +46,7 @@ impl Permits {
 
     /// Takes one permit, or returns false when all `limit` are in use.
     pub(super) fn acquire(&self) -> bool {
-        let own = &self.reserves[stripe::of_thread(self.reserves.len())];
+        let own = &self.reserves[stripe::of_thread()];
         if take_up_to(own, 1) == 1 {
             return true;
         }
@@ -70,7 +70,7 @@ impl Permits {
 
     /// Gives one permit back.
     pub(super) fn release(&self) {
-        let own = &self.reserves[stripe::of_thread(self.reserves.len())];
+        let own = &self.reserves[stripe::of_thread()];
         // Calls can end on another thread than they started on, so a
         // reserve can grow; past two batches one goes back to the pool.
         if own.fetch_add(1, Ordering::AcqRel) + 1 > 2 * self.batch {
