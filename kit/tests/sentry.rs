@@ -14,10 +14,10 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use kit::telemetry::propagation::ServerSpan;
 use kit::telemetry::report::ReportLayer;
+use kit::telemetry::span::RequestSpan;
 use secrecy::SecretString;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 const PASSWORD: &str = "hunter2-never-leaves";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -97,7 +97,7 @@ fn panics_and_internal_errors_are_reported_with_the_trace_id_and_no_password() {
             .layer(
                 ServiceBuilder::new()
                     .layer(CatchPanicLayer::new())
-                    .layer(TraceLayer::new_for_http().make_span_with(ServerSpan::http()))
+                    .layer(RequestSpan::layer(ServerSpan::http()))
                     .layer(ReportLayer::new()),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

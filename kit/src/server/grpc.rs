@@ -17,7 +17,6 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Service;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use super::lifecycle::{Lifecycle, Serving};
 use super::{PlatformSettings, ServerError, is_wildcard};
@@ -28,6 +27,7 @@ use crate::readiness::Dependencies;
 use crate::resilience::deadline::ServerDeadlineLayer;
 use crate::telemetry::propagation::ServerSpan;
 use crate::telemetry::report::ReportLayer;
+use crate::telemetry::span::RequestSpan;
 
 /// A bound, not yet serving, gRPC server.
 pub struct GrpcServer {
@@ -188,14 +188,10 @@ impl GrpcServer {
                 &registry, &services,
             )))
             // The request span continues the caller's trace; the error
-            // report hub inside it sees that span's trace id.
-            // Failed calls are logged once, by the service's error type, so
-            // a NOT_FOUND is not an ERROR log (nor an error report) here.
-            .layer(
-                TraceLayer::new_for_grpc()
-                    .make_span_with(ServerSpan::grpc())
-                    .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-            )
+            // report hub inside it sees that span's trace id. Failed calls
+            // are logged once, by the service's error type, so a NOT_FOUND
+            // is not an ERROR log (nor an error report).
+            .layer(RequestSpan::layer(ServerSpan::grpc()))
             .layer(ReportLayer::new())
             // A panicking handler fails its own call with INTERNAL; the
             // connection and every other call on it carry on.

@@ -24,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::CorsLayer;
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use super::lifecycle::{Lifecycle, Serving};
 use super::shed::{ShedLayer, ShedSettings};
@@ -33,6 +32,7 @@ use crate::admin;
 use crate::metrics::{HttpMetrics, HttpMetricsLayer, Registry};
 use crate::telemetry::propagation::ServerSpan;
 use crate::telemetry::report::ReportLayer;
+use crate::telemetry::span::RequestSpan;
 
 /// The answers the stack itself gives, in the API's own error shape.
 #[derive(Clone, Copy)]
@@ -185,12 +185,8 @@ impl HttpServer {
                 .layer(CatchPanicLayer::custom(move |_| (errors.panic)()))
                 // Request spans wrap everything below, timeouts included.
                 // Failures are logged once, by the API's error type, not
-                // again here.
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(ServerSpan::http())
-                        .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-                )
+                // here.
+                .layer(RequestSpan::layer(ServerSpan::http()))
                 // Error reports of this request carry its trace id.
                 .layer(ReportLayer::new())
                 // The whole-request budget; HandleErrorLayer turns the

@@ -11,6 +11,7 @@
 pub mod propagation;
 pub mod report;
 mod sentry_init;
+pub mod span;
 mod task;
 mod throttle;
 

@@ -1,5 +1,5 @@
 //! W3C trace context across process boundaries. Servers continue the
-//! caller's trace ([`ServerSpan`], the request span of a `TraceLayer`);
+//! caller's trace ([`ServerSpan`], the span of [`crate::telemetry::span::RequestSpan`]);
 //! clients start a client span and send its context along
 //! ([`InjectContextLayer`]). gRPC metadata is HTTP/2 headers, so one pair of
 //! helpers serves both HTTP and gRPC.

@@ -4,7 +4,7 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The request span of a server, child of the caller's span when the request
-/// carries a trace context: `TraceLayer::new_for_http().make_span_with(ServerSpan::http())`.
+/// carries a trace context: `RequestSpan::layer(ServerSpan::http())`.
 ///
 /// The context is extracted while the span is made, before it is entered,
 /// so everything the handler does (logs, client calls) is in the caller's
