@@ -152,9 +152,10 @@ impl Cache {
         jittered(self.inner.settings.ttl, self.inner.settings.jitter)
     }
 
-    /// `value` stored for `ttl` from now, stamped with when a read should
-    /// start refreshing it.
-    fn encode<V: prost::Message>(&self, value: &V, ttl: Duration) -> Bytes {
+    /// `value` as stored now, with its (jittered) TTL, stamped with when a
+    /// read should start refreshing it.
+    fn fresh<V: prost::Message>(&self, value: &V) -> (Bytes, Duration) {
+        let ttl = self.ttl();
         // A fraction in 0..=1 (`Cache::new` checks).
         let ahead = self.inner.settings.refresh_ahead;
         let refresh_at = if ahead == 0.0 {
@@ -163,7 +164,7 @@ impl Cache {
             let fresh = u64::try_from(ttl.mul_f64(1.0 - ahead).as_millis()).unwrap_or(u64::MAX);
             unix_millis().saturating_add(fresh)
         };
-        encode_value(value, refresh_at)
+        (encode_value(value, refresh_at), ttl)
     }
 
     fn negative_ttl(&self) -> Duration {
@@ -388,8 +389,8 @@ where
     /// started, the store write finishes even if the caller goes away.
     pub async fn put(&self, id: i64, value: &V) {
         self.flights.forget(&[id]);
-        let ttl = self.cache.ttl();
-        let item = (self.key(id), self.cache.encode(value, ttl), ttl);
+        let (bytes, ttl) = self.cache.fresh(value);
+        let item = (self.key(id), bytes, ttl);
         let _ = self.detached(vec![item]).await;
     }
 
@@ -437,13 +438,7 @@ where
             return decode(raw, now);
         };
         if let Some(value) = decoded.get(id, bytes) {
-            return match now.due(bytes) {
-                true => Lookup::Due {
-                    value,
-                    seen: bytes.clone(),
-                },
-                false => Lookup::Found(value),
-            };
+            return Lookup::hit(value, bytes, now);
         }
         let bytes = bytes.clone();
         let lookup: Lookup<V> = decode(raw, now);
@@ -470,10 +465,7 @@ where
                 // overwrite a newer tombstone.
                 let seen = seen.clone()?;
                 let (bytes, ttl) = match loaded.get(&id) {
-                    Some(value) => {
-                        let ttl = self.cache.ttl();
-                        (self.cache.encode(value, ttl), ttl)
-                    }
+                    Some(value) => self.cache.fresh(value),
                     None => (Bytes::from_static(&[NOT_FOUND]), self.cache.negative_ttl()),
                 };
                 Some((self.key(id), seen, bytes, ttl))
@@ -549,12 +541,26 @@ fn decode<V: prost::Message + Default>(raw: Raw, now: &mut Now) -> Lookup<V> {
         }
     };
     match V::decode(body) {
-        Ok(value) if now.due(&bytes) => Lookup::Due { value, seen: bytes },
-        Ok(value) => Lookup::Found(value),
+        Ok(value) => Lookup::hit(value, &bytes, now),
         // Written by an incompatible version: reload and overwrite.
         Err(_) => Lookup::Miss {
             seen: Some(Some(bytes)),
         },
+    }
+}
+
+impl<V> Lookup<V> {
+    /// `value`, read from the stored entry `bytes`: due for a refresh if
+    /// its stamp says so.
+    fn hit(value: V, bytes: &Bytes, now: &mut Now) -> Self {
+        if now.due(bytes) {
+            Self::Due {
+                value,
+                seen: bytes.clone(),
+            }
+        } else {
+            Self::Found(value)
+        }
     }
 }
 
