@@ -8,6 +8,8 @@
 //! - [`load`]: an open-loop load generator (fixed rate, latency percentiles)
 //!   for HTTP and for the gateway's gRPC calls made directly, plus the seeding
 //!   of a real stack with the skeleton's canned text.
+//! - [`raw`]: the HTTP generator's engine, kept-alive connections written by
+//!   hand so that the generator costs little beside what it measures.
 //! - [`spike`]: `make spike`'s load, per-second record, report and plot.
 //!
 //! Every server takes the platform's worker-count knob from the same
@@ -17,6 +19,7 @@ pub mod args;
 pub mod canned;
 pub mod hello;
 pub mod load;
+pub mod raw;
 pub mod skeleton;
 pub mod spike;
 

@@ -12,14 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 use tokio::time::MissedTickBehavior;
 
 use crate::canned;
 
 /// Requests still unanswered this long after the last one started count as
 /// errors.
-const GRACE: Duration = Duration::from_secs(10);
+pub(crate) const GRACE: Duration = Duration::from_secs(10);
 
 /// What a run measured. Displays as one `RESULT key=value …` line that
 /// scripts/bench.sh parses.
@@ -134,26 +133,7 @@ pub async fn http(
     duration: Duration,
     connections: usize,
 ) -> anyhow::Result<Report> {
-    let client = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(connections)
-        .build()?;
-    let url = reqwest::Url::parse(url)?;
-    // One request first, so a wrong URL fails loudly instead of as 100% errors.
-    client.get(url.clone()).send().await?.error_for_status()?;
-    let slots = Arc::new(Semaphore::new(connections.max(1)));
-    open_loop(rate, duration, || {
-        let (client, url, slots) = (client.clone(), url.clone(), slots.clone());
-        async move {
-            // Never closed: `ok()` only spares an unwrap.
-            let _slot = slots.acquire_owned().await.ok();
-            match client.get(url).send().await {
-                Ok(response) if response.status().is_success() => response.bytes().await.is_ok(),
-                _ => false,
-            }
-        }
-    })
-    .await
+    crate::raw::open_loop_get(url, rate, duration, connections).await
 }
 
 /// `requests` requests one after another on one kept-alive connection
