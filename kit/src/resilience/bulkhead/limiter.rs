@@ -128,6 +128,19 @@ impl Limiter {
 
     /// Takes a slot, or says why not.
     pub(super) fn try_acquire(&self) -> Result<(), BulkheadFull> {
+        if self.admit() {
+            return Ok(());
+        }
+        Err(BulkheadFull {
+            bulkhead: self.name.clone(),
+            limit: self.limit(),
+        })
+    }
+
+    /// Takes a slot, or counts a rejection: [`Self::try_acquire`] without
+    /// building its error, for callers that answer a refusal themselves
+    /// (a server's door, where refusals are the overload path).
+    pub(crate) fn admit(&self) -> bool {
         let acquired = match &self.in_flight {
             InFlight::Permits(permits) => permits.acquire(),
             InFlight::Counter(counter) => {
@@ -139,18 +152,14 @@ impl Limiter {
                 }
             }
         };
-        if acquired {
-            return Ok(());
+        if !acquired {
+            self.rejections.fetch_add(1, Ordering::Relaxed);
         }
-        self.rejections.fetch_add(1, Ordering::Relaxed);
-        Err(BulkheadFull {
-            bulkhead: self.name.clone(),
-            limit: self.limit(),
-        })
+        acquired
     }
 
     /// Gives a slot back and, when adaptive, learns from how the call went.
-    pub(super) fn release(&self, outcome: Option<(Outcome, Duration)>) {
+    pub(crate) fn release(&self, outcome: Option<(Outcome, Duration)>) {
         let counter = match &self.in_flight {
             InFlight::Permits(permits) => return permits.release(),
             InFlight::Counter(counter) => counter,

@@ -3,10 +3,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
 use pin_project_lite::pin_project;
+use tokio::time::Instant;
 use tower::BoxError;
 
 use super::Door;
@@ -31,19 +33,36 @@ pin_project! {
 /// A taken place, given back on drop: also when the caller hangs up or a
 /// timeout above drops the request.
 #[derive(Debug)]
-pub struct Place(Arc<Door>);
+pub struct Place {
+    door: Arc<Door>,
+    /// When the request came in, on adaptive doors only (a fixed door reads
+    /// no clock).
+    entered: Option<Instant>,
+    answered_in: Option<Duration>,
+}
+
+impl Place {
+    fn answered(&mut self) {
+        self.answered_in = self.entered.map(|entered| entered.elapsed());
+    }
+}
 
 impl Drop for Place {
     fn drop(&mut self) {
-        self.0.leave();
+        self.door.leave(self.answered_in);
     }
 }
 
 impl<F> ResponseFuture<F> {
     pub(super) fn admitted(inner: F, door: Arc<Door>) -> Self {
+        let entered = door.adaptive().then(Instant::now);
         Self::Admitted {
             inner,
-            place: Place(door),
+            place: Place {
+                door,
+                entered,
+                answered_in: None,
+            },
         }
     }
 
@@ -68,7 +87,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            Proj::Admitted { inner, .. } | Proj::Passed { inner } => {
+            Proj::Admitted { inner, place } => {
+                let Ok(response) = ready!(inner.poll(cx));
+                place.answered();
+                Poll::Ready(Ok(response.map(Body::new)))
+            }
+            Proj::Passed { inner } => {
                 let Ok(response) = ready!(inner.poll(cx));
                 Poll::Ready(Ok(response.map(Body::new)))
             }

@@ -6,6 +6,16 @@
 //! overloaded process is alive, and its readiness verdict must still reach
 //! the load balancer.
 //!
+//! With `adaptive` set the limit is learnt instead, by the bulkheads'
+//! AIMD limiter ([`crate::resilience::Limiter`]) fed with each admitted
+//! request's time from the door to its answer: a count fixed for the quiet
+//! hour lets a 10× spike in, and the admitted then wait for each other
+//! (Little's law: 1000 in flight at 2000 answers a second is half a second
+//! each), while the door's refusal is the cheapest one the process has.
+//! Only latency teaches it, never the answer's status: a dependency that
+//! fails fast (content down, a 503 in a millisecond) must not shrink the
+//! door of routes that do not need it.
+//!
 //! Hand-written rather than tower's `LoadShed` + `GlobalConcurrencyLimit`:
 //! those decide in `poll_ready`, before the request is seen, so probes could
 //! not be exempted, and their rejection is an error, not the API's answer.
@@ -19,7 +29,6 @@ mod layer;
 mod service;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::response::Response;
@@ -27,6 +36,8 @@ use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 
 use crate::metrics::Registry;
+use crate::resilience::bulkhead::{AdaptiveSettings, BulkheadSettings};
+use crate::resilience::{Limiter, Outcome};
 
 pub use error::Overloaded;
 pub use future::ResponseFuture;
@@ -38,6 +49,10 @@ pub use service::Shed;
 pub struct ShedSettings {
     /// Requests handled at once by this instance; 0 turns shedding off.
     pub max_in_flight: usize,
+    /// When set, replaces `max_in_flight` with a limit learnt from the
+    /// admitted requests' latency (between `adaptive.min` and
+    /// `adaptive.max`).
+    pub adaptive: Option<AdaptiveSettings>,
     /// What the 503 tells clients to wait before retrying.
     #[serde(with = "humantime_serde")]
     pub retry_after: Duration,
@@ -47,6 +62,7 @@ impl Default for ShedSettings {
     fn default() -> Self {
         Self {
             max_in_flight: 1024,
+            adaptive: None,
             retry_after: Duration::from_secs(1),
         }
     }
@@ -56,9 +72,8 @@ impl Default for ShedSettings {
 /// were turned away.
 #[derive(Debug)]
 struct Door {
-    max: usize,
+    limiter: Limiter,
     retry_after: Duration,
-    in_flight: AtomicUsize,
     shed: Counter,
     exempt: &'static [&'static str],
     overloaded: fn(Duration) -> Response,
@@ -67,15 +82,18 @@ struct Door {
 impl Door {
     /// Takes a place, or `false` when the house is full.
     fn enter(&self) -> bool {
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) < self.max {
-            return true;
-        }
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        false
+        self.limiter.admit()
     }
 
-    fn leave(&self) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    /// Gives a place back; `answered_in` teaches an adaptive limit (`None`
+    /// when the request was dropped unanswered).
+    fn leave(&self, answered_in: Option<Duration>) {
+        self.limiter
+            .release(answered_in.map(|latency| (Outcome::Success, latency)));
+    }
+
+    fn adaptive(&self) -> bool {
+        self.limiter.is_adaptive()
     }
 
     fn reject(&self) -> Response {
@@ -83,7 +101,7 @@ impl Door {
         static LOG: crate::telemetry::LogEvery =
             crate::telemetry::LogEvery::new(Duration::from_secs(10));
         if let Some(suppressed) = LOG.check() {
-            tracing::warn!(error = %Overloaded { limit: self.max }, suppressed, "shedding load (one line per 10 s; suppressed = since the last line)");
+            tracing::warn!(error = %Overloaded { limit: self.limiter.limit() }, suppressed, "shedding load (one line per 10 s; suppressed = since the last line)");
         }
         (self.overloaded)(self.retry_after)
     }
@@ -100,7 +118,7 @@ impl ShedLayer {
         exempt: &'static [&'static str],
         overloaded: fn(Duration) -> Response,
     ) -> Self {
-        if settings.max_in_flight == 0 {
+        if settings.max_in_flight == 0 && settings.adaptive.is_none() {
             return Self::from_door(None);
         }
         let shed = Counter::default();
@@ -109,10 +127,13 @@ impl ShedLayer {
             "HTTP requests answered 503 at once because the in-flight limit was reached",
             shed.clone(),
         );
+        let limits = BulkheadSettings {
+            max_concurrent: settings.max_in_flight,
+            adaptive: settings.adaptive.clone(),
+        };
         Self::from_door(Some(Arc::new(Door {
-            max: settings.max_in_flight,
+            limiter: Limiter::new("http", &limits),
             retry_after: settings.retry_after,
-            in_flight: AtomicUsize::new(0),
             shed,
             exempt,
             overloaded,
@@ -144,6 +165,7 @@ mod tests {
         let settings = ShedSettings {
             max_in_flight: 2,
             retry_after: Duration::from_secs(3),
+            ..ShedSettings::default()
         };
         let layer = ShedLayer::new(&settings, &registry, &["/healthz"], overloaded);
         // A handler that never finishes holds its place.
@@ -188,5 +210,54 @@ mod tests {
             futures::poll!(next.as_mut()).is_pending(),
             "a freed place admits the next request"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_adaptive_door_narrows_when_the_admitted_answers_slow_down_and_sheds_the_rest() {
+        let registry = Registry::default();
+        let settings = ShedSettings {
+            max_in_flight: 0,
+            adaptive: Some(AdaptiveSettings {
+                min: 1,
+                max: 8,
+                initial: 8,
+                latency_target: None,
+                tolerance: 2.0,
+                window: Duration::from_millis(100),
+                backoff: 0.5,
+            }),
+            ..ShedSettings::default()
+        };
+        let layer = ShedLayer::new(&settings, &registry, &[], overloaded);
+        // Each answer takes what `delay` says at the time.
+        let delay = Arc::new(std::sync::Mutex::new(Duration::from_millis(1)));
+        let service = layer.layer(tower::service_fn({
+            let delay = delay.clone();
+            move |_: Request<Body>| {
+                let pause = *delay.lock().unwrap();
+                async move {
+                    tokio::time::sleep(pause).await;
+                    Ok::<_, Infallible>(Response::new(Body::empty()))
+                }
+            }
+        }));
+        let request = || Request::get("/api").body(Body::empty()).unwrap();
+        let answer = |service: &Shed<_>| service.clone().oneshot(request());
+        // A quiet second teaches the door its no-load latency.
+        for _ in 0..1000 {
+            assert_eq!(answer(&service).await.unwrap().status(), StatusCode::OK);
+        }
+        assert_eq!(service.door.as_ref().unwrap().limiter.limit(), 8);
+        // Answers ten times slower: queueing, as far as the door can tell.
+        *delay.lock().unwrap() = Duration::from_millis(10);
+        for _ in 0..100 {
+            answer(&service).await.unwrap();
+        }
+        assert_eq!(service.door.as_ref().unwrap().limiter.limit(), 1);
+        let held = tokio::spawn(answer(&service));
+        tokio::task::yield_now().await;
+        let shed = answer(&service).await.unwrap();
+        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(held.await.unwrap().unwrap().status(), StatusCode::OK);
     }
 }

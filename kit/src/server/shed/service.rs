@@ -11,7 +11,7 @@ use super::{Door, ResponseFuture};
 #[derive(Debug, Clone)]
 pub struct Shed<S> {
     inner: S,
-    door: Option<Arc<Door>>,
+    pub(super) door: Option<Arc<Door>>,
 }
 
 impl<S> Shed<S> {
