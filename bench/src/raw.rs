@@ -115,6 +115,9 @@ impl Connection {
                     keep_alive = !header.value.eq_ignore_ascii_case(b"close");
                 }
             }
+            // 1xx, 204 and 304 answers have no body whatever they say.
+            let bodiless = status < 200 || status == 204 || status == 304;
+            let length = if bodiless { Some(0) } else { length };
             let total = head + length.context("an answer without Content-Length")?;
             while self.buf.len() < total {
                 self.buf.reserve(total - self.buf.len());
@@ -281,4 +284,69 @@ pub async fn open_loop_get(
         elapsed,
         latency,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A server that answers each request on its one connection with the
+    /// next of `answers`, each written in two pieces.
+    async fn serve_answers(answers: Vec<&'static [u8]>) -> Target {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/api/v1/articles?limit=20",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            for answer in answers {
+                let _ = socket.read(&mut buf).await.unwrap();
+                let (head, tail) = answer.split_at(answer.len() / 2);
+                socket.write_all(head).await.unwrap();
+                tokio::task::yield_now().await;
+                socket.write_all(tail).await.unwrap();
+            }
+        });
+        Target::get(&url).unwrap()
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_whole_on_one_kept_alive_connection_whatever_their_status() {
+        let target = serve_answers(vec![
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\nretry-after: 1\r\n\r\n{}",
+            b"HTTP/1.1 304 Not Modified\r\netag: \"x\"\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+        ])
+        .await;
+        let mut connection = Connection::new(target);
+        for expected in [200, 503, 304, 200] {
+            assert_eq!(connection.ask().await.unwrap(), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_is_an_error_not_a_hang() {
+        let target = serve_answers(vec![
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ])
+        .await;
+        let error = Connection::new(target).ask().await.unwrap_err();
+        assert!(error.to_string().contains("chunked"), "{error}");
+    }
+
+    #[test]
+    fn the_request_is_built_once_from_the_url() {
+        let target = Target::get("http://127.0.0.1:8080/api/v1/articles?limit=20").unwrap();
+        assert_eq!(target.addr, "127.0.0.1:8080");
+        assert_eq!(
+            target.request,
+            b"GET /api/v1/articles?limit=20 HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n\r\n"
+        );
+        assert!(Target::get("https://example.com/").is_err());
+    }
 }
