@@ -169,6 +169,8 @@ pub enum SettingsError {
     #[error(transparent)]
     Resilience(#[from] kit::resilience::InvalidPolicy),
     #[error(transparent)]
+    Shed(#[from] kit::server::shed::InvalidShed),
+    #[error(transparent)]
     Readiness(#[from] kit::readiness::UnknownBackend),
     #[error(transparent)]
     Messages(#[from] kit::messages::InvalidLimits),
@@ -197,6 +199,7 @@ impl Settings {
             return Err(SettingsError::NoTime);
         }
         self.platform.resilience.validate()?;
+        self.http.shed.validate()?;
         self.platform
             .channel
             .messages

@@ -128,43 +128,7 @@ impl Policy {
             ));
         }
         if let Some(a) = &self.bulkhead.adaptive {
-            if a.min == 0 {
-                return Err("bulkhead.adaptive.min must be at least 1".into());
-            }
-            if a.max == 0 {
-                return Err("bulkhead.adaptive.max must be at least 1".into());
-            }
-            if a.min > a.max {
-                return Err(format!(
-                    "bulkhead.adaptive.min ({}) is above bulkhead.adaptive.max ({})",
-                    a.min, a.max
-                ));
-            }
-            if !(a.min..=a.max).contains(&a.initial) {
-                return Err(format!(
-                    "bulkhead.adaptive.initial ({}) must be between min ({}) and max ({})",
-                    a.initial, a.min, a.max
-                ));
-            }
-            // NaN fails this too: the limit would become NaN, i.e. no limit.
-            if !(a.backoff > 0.0 && a.backoff < 1.0) {
-                return Err(format!(
-                    "bulkhead.adaptive.backoff must be above 0 and below 1, not {}",
-                    a.backoff
-                ));
-            }
-            if a.latency_target.is_some_and(|t| t.is_zero()) {
-                return Err("bulkhead.adaptive.latency_target must be positive".into());
-            }
-            if a.tolerance.is_nan() || a.tolerance < 1.0 {
-                return Err(format!(
-                    "bulkhead.adaptive.tolerance must be at least 1, not {}",
-                    a.tolerance
-                ));
-            }
-            if a.window.is_zero() {
-                return Err("bulkhead.adaptive.window must be positive".into());
-            }
+            a.check("bulkhead.adaptive")?;
         }
         Ok(())
     }

@@ -73,6 +73,51 @@ pub struct AdaptiveSettings {
     pub backoff: f64,
 }
 
+impl AdaptiveSettings {
+    /// Refuses values that parse but cannot work, naming the setting under
+    /// `key` (`bulkhead.adaptive`, `http.shed.adaptive`).
+    pub fn check(&self, key: &str) -> Result<(), String> {
+        if self.min == 0 {
+            return Err(format!("{key}.min must be at least 1"));
+        }
+        if self.max == 0 {
+            return Err(format!("{key}.max must be at least 1"));
+        }
+        if self.min > self.max {
+            return Err(format!(
+                "{key}.min ({}) is above {key}.max ({})",
+                self.min, self.max
+            ));
+        }
+        if !(self.min..=self.max).contains(&self.initial) {
+            return Err(format!(
+                "{key}.initial ({}) must be between min ({}) and max ({})",
+                self.initial, self.min, self.max
+            ));
+        }
+        // NaN fails this too: the limit would become NaN, i.e. no limit.
+        if !(self.backoff > 0.0 && self.backoff < 1.0) {
+            return Err(format!(
+                "{key}.backoff must be above 0 and below 1, not {}",
+                self.backoff
+            ));
+        }
+        if self.latency_target.is_some_and(|t| t.is_zero()) {
+            return Err(format!("{key}.latency_target must be positive"));
+        }
+        if self.tolerance.is_nan() || self.tolerance < 1.0 {
+            return Err(format!(
+                "{key}.tolerance must be at least 1, not {}",
+                self.tolerance
+            ));
+        }
+        if self.window.is_zero() {
+            return Err(format!("{key}.window must be positive"));
+        }
+        Ok(())
+    }
+}
+
 impl Default for AdaptiveSettings {
     fn default() -> Self {
         Self {

@@ -4,3 +4,8 @@
 pub struct Overloaded {
     pub limit: usize,
 }
+
+/// `http.shed` settings that parse but cannot work.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidShed(pub String);

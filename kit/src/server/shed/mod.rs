@@ -39,7 +39,7 @@ use crate::metrics::Registry;
 use crate::resilience::bulkhead::{AdaptiveSettings, BulkheadSettings};
 use crate::resilience::{Limiter, Outcome};
 
-pub use error::Overloaded;
+pub use error::{InvalidShed, Overloaded};
 pub use future::ResponseFuture;
 pub use layer::ShedLayer;
 pub use service::Shed;
@@ -64,6 +64,16 @@ impl Default for ShedSettings {
             max_in_flight: 1024,
             adaptive: None,
             retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+impl ShedSettings {
+    /// Refuses an adaptive door that could not work, before a port is bound.
+    pub fn validate(&self) -> Result<(), InvalidShed> {
+        match &self.adaptive {
+            Some(adaptive) => adaptive.check("http.shed.adaptive").map_err(InvalidShed),
+            None => Ok(()),
         }
     }
 }
@@ -259,5 +269,41 @@ mod tests {
         let shed = answer(&service).await.unwrap();
         assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(held.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn an_adaptive_door_that_could_not_work_is_refused_naming_the_setting() {
+        let settings = |adaptive: AdaptiveSettings| ShedSettings {
+            adaptive: Some(adaptive),
+            ..ShedSettings::default()
+        };
+        assert!(settings(AdaptiveSettings::default()).validate().is_ok());
+        assert!(ShedSettings::default().validate().is_ok());
+        for (bad, key) in [
+            (
+                AdaptiveSettings {
+                    backoff: 1.5,
+                    ..AdaptiveSettings::default()
+                },
+                "http.shed.adaptive.backoff",
+            ),
+            (
+                AdaptiveSettings {
+                    tolerance: f64::NAN,
+                    ..AdaptiveSettings::default()
+                },
+                "http.shed.adaptive.tolerance",
+            ),
+            (
+                AdaptiveSettings {
+                    min: 0,
+                    ..AdaptiveSettings::default()
+                },
+                "http.shed.adaptive.min",
+            ),
+        ] {
+            let error = settings(bad).validate().unwrap_err().to_string();
+            assert!(error.starts_with(key), "{error}");
+        }
     }
 }
