@@ -224,14 +224,28 @@ stack_start() {
   stack_start_gateway
 
   # The admin port's /readyz: start-up polls are not API requests, so they
-  # do not show up as 5xx on the dashboard.
-  local ready="http://127.0.0.1:$STACK_ADMIN_PORT/readyz"
+  # do not show up as 5xx on the dashboard. Ready needs only the critical
+  # backend (content), while a script's first request may go to any
+  # service: wait until the gateway has found an instance of each (on a
+  # loaded machine user, migrating its SQLite file in a debug build, can
+  # register after the gateway is ready, and a first sign-up got a 503).
+  local ready="http://127.0.0.1:$STACK_ADMIN_PORT/readyz" body
   for _ in $(seq 1 $((${STACK_START_TIMEOUT:-30} * 10))); do
-    curl -fsS "$ready" >/dev/null 2>&1 && return 0
+    body=$(curl -fsS "$ready" 2>/dev/null) && stack_found_all "$body" && return 0
     stack_alive || { echo "a process exited during start-up; see its output ${STACK_LOGS:-above}" >&2; return 1; }
     sleep 0.1
   done
-  curl -fsS "$ready" >/dev/null || { echo "the gateway never became ready" >&2; return 1; }
+  body=$(curl -fsS "$ready") || { echo "the gateway never became ready" >&2; return 1; }
+  stack_found_all "$body" || { echo "the gateway never found every service: $body" >&2; return 1; }
+}
+
+# stack_found_all READYZ_BODY: the gateway's view holds an instance of
+# every service of STACK_SERVICES.
+stack_found_all() {
+  local service
+  for service in "${STACK_SERVICES[@]}"; do
+    [[ $1 == *"\"$service\":"[1-9]* ]] || return 1
+  done
 }
 
 # stack_halt SECONDS PID…: SIGTERM, then SIGKILL whatever still runs after
