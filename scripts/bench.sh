@@ -326,16 +326,9 @@ bench_flavour() {
   rm -rf "$DATA_DIR"; DATA_DIR=""
 
   # 3. The bare skeleton, same topology.
-  local port names=(user content comment) i
-  for i in 0 1 2; do
-    port=$((SKELETON_GRPC_PORT + i))
-    APP_PLATFORM__RUNTIME__WORKER_THREADS=$w "$BIN/skeleton-service" "127.0.0.1:$port" >"$LOGS/skeleton-${names[$i]}.log" 2>&1 &
-    extra_pids+=("$!")
-  done
-  APP_PLATFORM__RUNTIME__WORKER_THREADS=$w "$BIN/skeleton-gateway" "127.0.0.1:$SKELETON_PORT" --user "127.0.0.1:$SKELETON_GRPC_PORT" \
-    --content "127.0.0.1:$((SKELETON_GRPC_PORT + 1))" --comment "127.0.0.1:$((SKELETON_GRPC_PORT + 2))" \
-    >"$LOGS/skeleton-gateway.log" 2>&1 &
-  extra_pids+=("$!")
+  skeleton_start "$BIN" "$w" "$LOGS"
+  extra_pids+=("${SKELETON_PIDS[@]}")
+  SKELETON_PIDS=()
   wait_http "http://127.0.0.1:$SKELETON_PORT$LIST_PATH"
   R[$w/skeleton/bytes]=$(curl -fsS "http://127.0.0.1:$SKELETON_PORT$LIST_PATH" | wc -c)
   wrk_stage "$w/skeleton" "http://127.0.0.1:$SKELETON_PORT$LIST_PATH" list \

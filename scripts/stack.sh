@@ -288,3 +288,28 @@ stack_stop() {
     fi
   fi
 }
+
+# skeleton_start BIN WORKERS LOGS: the bench crate's bare skeleton, the
+# platform's process topology with nothing else (three canned services on
+# SKELETON_GRPC_PORT + 0, 1, 2 and its gateway on SKELETON_PORT). Pids in
+# SKELETON_PIDS: user, content, comment, gateway; skeleton_stop ends them.
+SKELETON_PIDS=()
+skeleton_start() {
+  local bin=$1 workers=$2 logs=$3 i names=(user content comment)
+  for i in 0 1 2; do
+    APP_PLATFORM__RUNTIME__WORKER_THREADS=$workers "$bin/skeleton-service" "127.0.0.1:$((SKELETON_GRPC_PORT + i))" \
+      >"$logs/skeleton-${names[$i]}.log" 2>&1 &
+    SKELETON_PIDS+=("$!")
+  done
+  APP_PLATFORM__RUNTIME__WORKER_THREADS=$workers "$bin/skeleton-gateway" "127.0.0.1:$SKELETON_PORT" \
+    --user "127.0.0.1:$SKELETON_GRPC_PORT" --content "127.0.0.1:$((SKELETON_GRPC_PORT + 1))" \
+    --comment "127.0.0.1:$((SKELETON_GRPC_PORT + 2))" >"$logs/skeleton-gateway.log" 2>&1 &
+  SKELETON_PIDS+=("$!")
+}
+
+skeleton_stop() {
+  local pid
+  for pid in "${SKELETON_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${SKELETON_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  SKELETON_PIDS=()
+}
