@@ -44,7 +44,9 @@ impl<B> MakeSpan<B> for ServerSpan {
                     rpc.method = method,
                 )
             } else {
-                tracing::info_span!("grpc.server", rpc.method = method)
+                // `%`: a `&str` field is written with Debug, escaped char by
+                // char, which was a third of the span's cost per call.
+                tracing::info_span!("grpc.server", rpc.method = %method)
             }
         } else {
             let route = request
