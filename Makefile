@@ -71,6 +71,11 @@ bench-instr: ## Instructions (callgrind) and system calls per request, per proce
 	@scripts/deps.sh bench
 	@scripts/bench-instr.sh
 
+.PHONY: pgo
+pgo: ## Profile-guided release binaries in target/pgo/release (two LTO builds and a profiling run; docs/benchmarks.md)
+	@scripts/deps.sh bench
+	@scripts/pgo.sh
+
 .PHONY: lint
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check

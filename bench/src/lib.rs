@@ -51,6 +51,12 @@ pub async fn serve(listen: &str, router: axum::Router) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router).await?;
+    // Ctrl-C (SIGINT) ends it cleanly, so a profiling build (scripts/pgo.sh)
+    // writes its profile.
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(())
 }
