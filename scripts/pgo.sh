@@ -67,10 +67,6 @@ wrk -t2 -c50 -d"${DURATION}s" "$STACK_URL$LIST_PATH" | grep -E 'Requests/sec|Non
 skeleton_start "$bin" "$WORKERS" "$STACK_LOGS"
 sleep 1
 wrk -t2 -c50 -d"${DURATION}s" "http://127.0.0.1:$SKELETON_PORT$LIST_PATH" | grep -E 'Requests/sec|Non-2xx' || true
-# The skeleton's binaries end cleanly (and write their profiles) on SIGINT.
-kill -INT "${SKELETON_PIDS[@]}"
-for pid in "${SKELETON_PIDS[@]}"; do wait "$pid" || true; done
-SKELETON_PIDS=()
 cleanup
 trap - EXIT
 

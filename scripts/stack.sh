@@ -248,12 +248,14 @@ stack_found_all() {
   done
 }
 
-# stack_halt SECONDS PID…: SIGTERM, then SIGKILL whatever still runs after
-# SECONDS (every process bounds its own shutdown well below that).
+# stack_halt SECONDS [-SIGNAL] PID…: SIGTERM (or SIGNAL), then SIGKILL
+# whatever still runs after SECONDS (every process bounds its own shutdown
+# well below that).
 stack_halt() {
-  local seconds=$1 pid live
+  local seconds=$1 signal=TERM pid live
   shift
-  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  case ${1:-} in -*) signal=${1#-}; shift ;; esac
+  for pid in "$@"; do kill -"$signal" "$pid" 2>/dev/null || true; done
   for _ in $(seq 1 $((seconds * 10))); do
     live=false
     for pid in "$@"; do kill -0 "$pid" 2>/dev/null && live=true; done
@@ -307,9 +309,9 @@ skeleton_start() {
   SKELETON_PIDS+=("$!")
 }
 
+# SIGINT: the skeleton's binaries end cleanly on it (a profiling build
+# writes its profile then; scripts/pgo.sh).
 skeleton_stop() {
-  local pid
-  for pid in "${SKELETON_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${SKELETON_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ ${#SKELETON_PIDS[@]} -eq 0 ] || stack_halt 10 -INT "${SKELETON_PIDS[@]}"
   SKELETON_PIDS=()
 }
