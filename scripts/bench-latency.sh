@@ -22,6 +22,10 @@
 # every round). make bench measures each stack once, minutes apart: on a
 # VM whose host takes 1 % of its CPU in one run and 10 % in the next, one
 # such ratio moved from 0.97 to 1.28 between two runs of the same binaries.
+# Each process's CPU and thread switches (voluntary: it slept; involuntary:
+# it was preempted) per list go to target/bench/throughput-detail.md, in
+# the order gateway, user, content, comment for the platform and user,
+# content, comment, gateway for the skeleton.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
@@ -79,13 +83,30 @@ ticks() { # PID…: their CPU time so far (user + system), in clock ticks
   for pid in "$@"; do total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done
   echo "$total"
 }
+# PID: "CPU-ticks voluntary-switches involuntary-switches" of all its threads
+switches() {
+  awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 } END { print v, n }' \
+    /proc/"$1"/task/*/status 2>/dev/null
+}
 steal() { head -1 /proc/stat | awk '{ t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t }'; }
+# Per process and run, CPU and thread switches per request: $DETAIL.
+DETAIL=target/bench/throughput-detail.md
 wrk_list() { # URL PID…: "RPS µs-of-CPU-per-request steal-%" over one wrk run
-  local url=$1 before after out s0 s1
+  local url=$1 before after out s0 s1 pid n
+  local -A t0 c0
   shift
+  for pid in "$@"; do t0[$pid]=$(ticks "$pid") c0[$pid]=$(switches "$pid"); done
   before=$(ticks "$@") s0=$(steal)
   out=$(wrk -t"${WRK_THREADS:-2}" -c50 -d"${DURATION}s" "$url")
   after=$(ticks "$@") s1=$(steal)
+  n=$(awk '/ requests in / { print $1 }' <<<"$out")
+  for pid in "$@"; do
+    awk -v r="$round" -v what="$(basename "$(readlink "/proc/$pid/exe")")" -v n="$n" -v hz="$(getconf CLK_TCK)" \
+      -v t0="${t0[$pid]}" -v t1="$(ticks "$pid")" -v c0="${c0[$pid]}" -v c1="$(switches "$pid")" 'BEGIN {
+        split(c0, a, " "); split(c1, b, " ")
+        printf "| %s | %s | %.0f | %.2f | %.2f |\n", r, what, (t1 - t0) * 1e6 / hz / n, (b[1] - a[1]) / n, (b[2] - a[2]) / n
+      }' >>"$DETAIL"
+  done
   awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" -v s0="$s0" -v s1="$s1" '
     / requests in / { n = $1 } /^Requests\/sec:/ { rps = $2 } /Non-2xx/ { bad = $NF }
     END { if (bad > 0) { print "wrk: " bad " answers were not 2xx" > "/dev/stderr"; exit 1 }
@@ -95,6 +116,7 @@ wrk_list() { # URL PID…: "RPS µs-of-CPU-per-request steal-%" over one wrk run
 if [ "$MODE" = throughput ]; then
   platform_pids=("${STACK_PIDS[gateway]}")
   for name in "${STACK_SERVICES[@]}"; do platform_pids+=("${STACK_PIDS[$name]}"); done
+  printf '| round | process | CPU µs per list | voluntary switches per list | involuntary |\n|---:|---|---:|---:|---:|\n' >"$DETAIL"
   echo "| round | platform RPS / CPU µs per list / steal % | skeleton RPS / CPU µs / steal % | RPS platform / skeleton | CPU platform / skeleton |"
   echo "|---:|---|---|---:|---:|"
   rps_ratios="" cpu_ratios=""
@@ -114,6 +136,7 @@ if [ "$MODE" = throughput ]; then
     echo "| $round | $prps / $pcpu / $psteal | $srps / $scpu / $ssteal | $r | $c |"
   done
   echo
+  echo "per process (CPU, thread switches per list): $DETAIL"
   echo "median over $ROUNDS rounds, $WORKERS workers: throughput platform / skeleton $(median <<<"$rps_ratios") (target ≥ 0.9), CPU per list platform / skeleton $(median <<<"$cpu_ratios") (target ≤ 1.15)"
   exit 0
 fi
