@@ -14,6 +14,7 @@
 //!     .await?;
 //! ```
 
+mod coalesce;
 mod grpc;
 mod http;
 mod lifecycle;
