@@ -35,6 +35,15 @@ FROM chef AS builder
 # by every gateway pod once `limits.store: redis` is set (the default stays
 # per pod), without rebuilding the image.
 ARG FEATURES=kit/sentry-tls,kit/tls,gateway/redis
+# Profile-guided binaries (docs/benchmarks.md: about a third less CPU per
+# article list): CI's images:push passes -Cprofile-use=/src/pgo/merged.profdata,
+# the profile its pgo:profile job made with these FEATURES (pgo/README.md);
+# empty, the plain release build. Cargo reads the build argument as the
+# RUSTFLAGS environment variable, so the dependencies cooked below are
+# profile-guided too: most of a request's instructions are hyper's, h2's
+# and tonic's.
+ARG RUSTFLAGS=""
+COPY pgo/ pgo/
 COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --features "${FEATURES}" --recipe-path recipe.json
 COPY . .

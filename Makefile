@@ -73,7 +73,6 @@ bench-instr: ## Instructions (callgrind) and system calls per request, per proce
 
 .PHONY: pgo
 pgo: ## Profile-guided release binaries in target/pgo/release (two LTO builds and a profiling run; docs/benchmarks.md)
-	@scripts/deps.sh bench
 	@scripts/pgo.sh
 
 .PHONY: lint

@@ -18,9 +18,19 @@ group "default" {
   targets = ["gateway", "user", "content", "comment", "loadgen"] // new-service: list
 }
 
+// A profile for profile-guided binaries, relative to the context: CI's
+// pgo:profile job writes pgo/merged.profdata (scripts/pgo.sh profile) and
+// images:push sets PGO_PROFILE to it. Empty: the plain release build.
+variable "PGO_PROFILE" {
+  default = ""
+}
+
 target "_rust" {
   context    = "."
   dockerfile = "Dockerfile"
+  args = {
+    RUSTFLAGS = PGO_PROFILE == "" ? "" : "-Cprofile-use=/src/${PGO_PROFILE}"
+  }
 }
 
 target "gateway" {

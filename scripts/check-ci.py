@@ -62,7 +62,7 @@ COMPONENT_TOOLS = {"rustfmt": {"cargo fmt", "rustfmt"}, "clippy": {"cargo clippy
 # from the image themselves (read from each script: the tools they call).
 SCRIPT_INSTALLS = {
     "scripts/deps.sh": {"protoc", "etcd", "etcdctl", "wrk", "promtool", "chromium", "mariadb",
-                        "redis-server", "redis-cli"},
+                        "redis-server", "redis-cli", "llvm-profdata"},
 }
 SCRIPT_NEEDS = {
     # each apt-installs what else it needs (or, check-deploy.sh, pip/npm
@@ -71,6 +71,8 @@ SCRIPT_NEEDS = {
     "scripts/test.sh": {"bash", "cargo", "cargo fmt", "cargo clippy", "protoc", "etcd", "mariadb"},
     "scripts/check-deploy.sh": {"bash", "apt-get", "python3"},
     "scripts/deploy.sh": {"bash", "kubectl", "awk", "sed", "mktemp"},
+    # instrumented build, a stack of its own under wrk, llvm-profdata
+    "scripts/pgo.sh": {"bash", "cargo", "protoc", "etcd", "wrk", "llvm-profdata"},
 }
 
 
@@ -162,13 +164,14 @@ PIPELINES = {
     "default branch": (
         {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main",
          "CI_COMMIT_TAG": ""},
-        {"lint:fmt", "lint:clippy", "lint:deploy", "test", "images:push", "deploy:dev", "deploy:prod",
-         "rollback:dev", "rollback:prod"},
+        {"lint:fmt", "lint:clippy", "lint:deploy", "test", "pgo:profile", "images:push", "deploy:dev",
+         "deploy:prod", "rollback:dev", "rollback:prod"},
     ),
     "tag": (
         {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "", "CI_COMMIT_TAG": "v1.2.3",
          "CI_DEFAULT_BRANCH": "main"},
-        {"lint:fmt", "lint:clippy", "lint:deploy", "test", "images:push", "deploy:prod", "rollback:prod"},
+        {"lint:fmt", "lint:clippy", "lint:deploy", "test", "pgo:profile", "images:push", "deploy:prod",
+         "rollback:prod"},
     ),
     "other branch": (
         {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "feature", "CI_DEFAULT_BRANCH": "main",
@@ -198,6 +201,10 @@ def job_problems(jobs, variables):
         problems.append("images:push does not push")
     if "--push" in build or "--load" in build:
         problems.append("images:build (merge requests) must build only")
+    # What ships is profile-guided: images:push takes pgo:profile's file.
+    needs = [n.get("job") if isinstance(n, dict) else n for n in jobs.get("images:push", {}).get("needs", [])]
+    if "pgo:profile" in jobs and ("pgo:profile" not in needs or "PGO_PROFILE=pgo/merged.profdata" not in push):
+        problems.append("images:push must need pgo:profile and build with PGO_PROFILE=pgo/merged.profdata")
     return problems
 
 
@@ -231,6 +238,9 @@ def main():
         "test without rustfmt/clippy (scripts/test.sh runs both)":
             without(jobs, "test", "before_script", "rustup"),
         "images:build pushing": copy.deepcopy(jobs),
+        "images:push without the profile": without(jobs, "images:push", "script", "PGO_PROFILE"),
+        "pgo:profile without scripts/deps.sh pgo (llvm-profdata, etcd, wrk)":
+            without(jobs, "pgo:profile", "script", "deps.sh"),
     }
     mutations["images:build pushing"]["images:build"]["script"] = ["docker buildx bake --push"]
     for what, mutated in mutations.items():

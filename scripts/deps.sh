@@ -5,6 +5,8 @@
 #   scripts/deps.sh build   # protoc (to compile the contracts) and etcd
 #   scripts/deps.sh test    # + a running etcd, MariaDB and Redis for tests
 #   scripts/deps.sh bench   # + wrk, valgrind and strace (make bench, make bench-instr)
+#   scripts/deps.sh pgo     # bench's, and prints the path of an llvm-profdata of
+#                           # rustc's own LLVM (make pgo, CI's pgo:profile)
 set -euo pipefail
 
 mode=${1:-build}
@@ -112,12 +114,34 @@ ensure_redis_running() {
   wait_port 127.0.0.1 6379
 }
 
+# rustup's llvm-tools carry rustc's exact LLVM; without rustup, Debian's
+# llvm-<major> (bookworm-security carries llvm-22 for its browsers' builds).
+# A profile written by one LLVM major is not read by another.
+llvm_profdata() {
+  local host major tool
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  tool=$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata
+  if [ ! -x "$tool" ] && command -v rustup >/dev/null; then
+    log "adding rustup's llvm-tools (llvm-profdata)"
+    rustup component add llvm-tools >/dev/null 2>&1 || true
+  fi
+  if [ ! -x "$tool" ]; then
+    major=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+    apt_install "llvm-$major"
+    tool=/usr/lib/llvm-$major/bin/llvm-profdata
+  fi
+  echo "$tool"
+}
+
 ensure_cargo
 apt_install protobuf-compiler etcd-server etcd-client
 # The test suite runs a short smoke of make bench and counts the article
 # list's instructions (valgrind); make bench-instr also counts system calls.
-if [ "$mode" = test ] || [ "$mode" = bench ]; then
+if [ "$mode" = test ] || [ "$mode" = bench ] || [ "$mode" = pgo ]; then
   apt_install wrk valgrind strace
+fi
+if [ "$mode" = pgo ]; then
+  llvm_profdata
 fi
 if [ "$mode" = test ]; then
   # promtool lints /metrics; chromium renders the live dashboard.
