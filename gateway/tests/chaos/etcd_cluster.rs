@@ -42,7 +42,31 @@ pub struct EtcdCluster {
 impl EtcdCluster {
     /// Starts one member on each of `hosts` and waits until every one
     /// answers a linearizable read (i.e. the cluster has a leader).
+    ///
+    /// A member's ports are free when picked, not when etcd binds them: in
+    /// between, another test's connection may take one as its local port,
+    /// and that member never serves (seen once in `make test` on 2 busy
+    /// cores). Then the whole cluster starts again on other ports, up to
+    /// three times.
     pub async fn start(hosts: Vec<Host>) -> Self {
+        for _ in 0..3 {
+            let mut cluster = Self::spawn_all(hosts.clone());
+            let mut serving = true;
+            for i in 0..cluster.members.len() {
+                if !cluster.try_wait_serving(i).await {
+                    serving = false;
+                    break;
+                }
+            }
+            if serving {
+                return cluster;
+            }
+            // Dropping it kills the members and deletes their data.
+        }
+        panic!("a three-member etcd cluster did not come up on three sets of ports");
+    }
+
+    fn spawn_all(hosts: Vec<Host>) -> Self {
         let members = hosts
             .into_iter()
             .enumerate()
@@ -60,9 +84,6 @@ impl EtcdCluster {
         };
         for i in 0..cluster.members.len() {
             cluster.spawn(i, "new");
-        }
-        for i in 0..cluster.members.len() {
-            cluster.wait_serving(i).await;
         }
         cluster
     }
@@ -110,7 +131,15 @@ impl EtcdCluster {
     }
 
     /// Waits until member `i` answers a linearizable read.
-    pub async fn wait_serving(&self, i: usize) {
+    pub async fn wait_serving(&mut self, i: usize) {
+        if !self.try_wait_serving(i).await {
+            panic!("etcd member {} did not come up", self.members[i].endpoint());
+        }
+    }
+
+    /// Whether member `i` answers a linearizable read before it exits (a
+    /// port taken) or 300 tries pass.
+    async fn try_wait_serving(&mut self, i: usize) -> bool {
         let endpoint = self.members[i].endpoint();
         for _ in 0..300 {
             if let Ok(mut client) = etcd_client::Client::connect([&endpoint], None).await
@@ -118,11 +147,18 @@ impl EtcdCluster {
                     .await
                     .is_ok_and(|r| r.is_ok())
             {
-                return;
+                return true;
+            }
+            let exited = self.members[i]
+                .child
+                .as_mut()
+                .is_none_or(|child| child.try_wait().is_ok_and(|status| status.is_some()));
+            if exited {
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("etcd member {endpoint} did not come up");
+        false
     }
 
     /// SIGKILL; the data directory stays.
