@@ -324,6 +324,21 @@ total() { # TARGET KIND (associative array name)
   for name in "${PROCESSES[@]}"; do sum=$(awk -v a="$sum" -v b="${values[$1/$2/$name]:-0}" 'BEGIN { print a + b }'); done
   echo "$sum"
 }
+counts_table() { # TITLE ARRAY: one row per request kind and target, as counted
+  local -n counts=$2
+  local kind target name row
+  printf '\n%s\n\n' "$1"
+  echo "| request | target | gateway | user | content | comment | total |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  for kind in $KINDS; do
+    for target in platform skeleton; do
+      [ "$target" = skeleton ] && [ "$SKELETON" != 1 ] && continue
+      row="| $kind | $target"
+      for name in "${PROCESSES[@]}"; do row+=" | ${counts[$target/$kind/$name]:-?}"; done
+      echo "$row | $(total "$target" "$kind" "$2") |"
+    done
+  done
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
 k() { awk -v a="$1" 'BEGIN { printf "%.0f", a / 1000 }'; }
 {
@@ -347,32 +362,8 @@ k() { awk -v a="$1" 'BEGIN { printf "%.0f", a / 1000 }'; }
     done
   done
   if [ "$SYSCALLS" = 1 ]; then
-    echo
-    echo "System calls per request (strace -c -f, natively, same requests):"
-    echo
-    echo "| request | target | gateway | user | content | comment | total |"
-    echo "|---|---|---:|---:|---:|---:|---:|"
-    for kind in $KINDS; do
-      for target in platform skeleton; do
-        [ "$target" = skeleton ] && [ "$SKELETON" != 1 ] && continue
-        row="| $kind | $target"
-        for name in "${PROCESSES[@]}"; do row+=" | ${SC[$target/$kind/$name]:-?}"; done
-        echo "$row | $(total "$target" "$kind" SC) |"
-      done
-    done
-    echo
-    echo "Of which writes to a socket (writev, sendto, sendmsg) per request:"
-    echo
-    echo "| request | target | gateway | user | content | comment | total |"
-    echo "|---|---|---:|---:|---:|---:|---:|"
-    for kind in $KINDS; do
-      for target in platform skeleton; do
-        [ "$target" = skeleton ] && [ "$SKELETON" != 1 ] && continue
-        row="| $kind | $target"
-        for name in "${PROCESSES[@]}"; do row+=" | ${SENDS[$target/$kind/$name]:-?}"; done
-        echo "$row | $(total "$target" "$kind" SENDS) |"
-      done
-    done
+    counts_table "System calls per request (strace -c -f, natively, same requests):" SC
+    counts_table "Of which writes to a socket (writev, sendto, sendmsg) per request:" SENDS
   fi
   if [ "$GUARDED" = 1 ]; then
     echo
