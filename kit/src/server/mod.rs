@@ -16,6 +16,7 @@
 
 mod coalesce;
 mod grpc;
+mod h2c;
 mod http;
 mod lifecycle;
 pub mod shed;
