@@ -4,7 +4,7 @@
 #
 #   scripts/deps.sh build   # protoc (to compile the contracts) and etcd
 #   scripts/deps.sh test    # + a running etcd, MariaDB and Redis for tests
-#   scripts/deps.sh bench   # + wrk, valgrind, strace and h2load (make bench, make bench-instr)
+#   scripts/deps.sh bench   # + wrk, valgrind and strace (make bench, make bench-instr)
 #   scripts/deps.sh pgo     # bench's, and prints the path of an llvm-profdata of
 #                           # rustc's own LLVM (make pgo, CI's pgo:profile)
 set -euo pipefail
@@ -139,10 +139,6 @@ apt_install protobuf-compiler etcd-server etcd-client
 # list's instructions (valgrind); make bench-instr also counts system calls.
 if [ "$mode" = test ] || [ "$mode" = bench ] || [ "$mode" = pgo ]; then
   apt_install wrk valgrind strace
-fi
-# h2load: the overload stage's HTTP/2 clients (scripts/bench-overload.sh H2=1).
-if [ "$mode" = bench ]; then
-  apt_install nghttp2-client
 fi
 if [ "$mode" = pgo ]; then
   llvm_profdata

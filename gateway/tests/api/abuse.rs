@@ -374,63 +374,9 @@ async fn a_client_that_connects_and_says_nothing_is_disconnected() {
     })
     .await;
     let mut silent = connect(&stack.base).await;
-    // Half of the HTTP/2 preface, then nothing: the protocol is never
-    // known, and that wait is bounded like a header read.
-    let mut half = connect(&stack.base).await;
-    half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
     assert_eq!(read_until_closed(&mut silent).await.as_deref(), Some(""));
-    assert_eq!(read_until_closed(&mut half).await.as_deref(), Some(""));
     let metrics = stack.gateway_metrics().await;
-    assert!(metric(&metrics, "http_server_slow_clients_total", &[]) >= 2.0);
-    stack.stop().await;
-}
-
-#[tokio::test]
-async fn an_http2_client_with_prior_knowledge_is_served_on_the_same_port() {
-    use http_body_util::{BodyExt, Empty};
-    let stack = spawn_stack_with(Backend::MySql, |_| {}).await;
-    let tcp = connect(&stack.base).await;
-    let (mut h2, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
-    // Several streams at once on the one connection, as an edge sends them.
-    let asks = ["/api/v1/articles?limit=2", "/api/v1/articles/0", "/nowhere"].map(|path| {
-        let request = http::Request::get(format!("{}{path}", stack.base))
-            .body(Empty::<bytes::Bytes>::new())
-            .unwrap();
-        h2.send_request(request)
-    });
-    let mut answers = Vec::new();
-    for ask in asks {
-        let response = ask.await.unwrap();
-        assert_eq!(response.version(), http::Version::HTTP_2);
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        answers.push((status, serde_json::from_slice::<Value>(&body).unwrap()));
-    }
-    assert_eq!(answers[0].0, 200, "{:?}", answers[0].1);
-    assert!(answers[0].1["items"].is_array(), "{:?}", answers[0].1);
-    // Errors keep the API's shape over HTTP/2 too.
-    assert_eq!(answers[1].0, 400, "{:?}", answers[1].1);
-    assert!(
-        answers[1].1["error"]["code"].is_string(),
-        "{:?}",
-        answers[1].1
-    );
-    assert_eq!(answers[2].0, 404, "{:?}", answers[2].1);
-    // The same requests are counted where the dashboard looks.
-    let metrics = stack.gateway_metrics().await;
-    assert!(
-        metric(
-            &metrics,
-            "http_server_requests_total",
-            &[("route", "/api/v1/articles"), ("status", "200")]
-        ) >= 1.0
-    );
+    assert!(metric(&metrics, "http_server_slow_clients_total", &[]) >= 1.0);
     stack.stop().await;
 }
 

@@ -13,7 +13,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::ConnectInfo;
 use axum::response::Response;
 use futures::FutureExt;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use prometheus_client::metrics::counter::Counter;
@@ -25,7 +25,6 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::CorsLayer;
 
-use super::h2c::Protocol;
 use super::lifecycle::{Lifecycle, Serving};
 use super::shed::{ShedLayer, ShedSettings};
 use super::{PlatformSettings, ServerError};
@@ -271,9 +270,8 @@ impl HttpServer {
     }
 }
 
-/// Serves HTTP/1.1 and h2c connections (see `super::h2c`) from `listener`
-/// until `drain` is cancelled, then waits for the open ones to finish their
-/// requests.
+/// Serves HTTP/1 connections from `listener` until `drain` is cancelled,
+/// then waits for the open ones to finish their requests.
 ///
 /// By hand rather than `axum::serve`, which sets no timer on hyper's
 /// builder, so hyper's header read timeout never fires there and a client
@@ -285,20 +283,10 @@ async fn serve(
     slow: Counter,
     drain: CancellationToken,
 ) -> std::io::Result<()> {
-    let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
         .timer(TokioTimer::new())
         .header_read_timeout(reads.header);
-    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    http2
-        .timer(TokioTimer::new())
-        // A peer that stops answering pings is gone (a node lost without a
-        // FIN): its connection and streams are dropped instead of waiting
-        // for TCP's retransmissions to give up, minutes later. hyper's
-        // other HTTP/2 defaults already bound a hostile peer: 200 streams
-        // at once, 16 KiB of headers, reset floods (CVE-2023-44487).
-        .keep_alive_interval(reads.header)
-        .keep_alive_timeout(reads.header);
     let graceful = GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -337,39 +325,11 @@ async fn serve(
                     request.extensions_mut().insert(ConnectInfo(peer));
                     request
                 });
-        let service = TowerToHyperService::new(service);
-        let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
-        let (slow, drain) = (slow.clone(), drain.clone());
+        let connection = graceful
+            .watch(builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service)));
+        let slow = slow.clone();
         tokio::spawn(async move {
-            // The header read timeout starts at accept: a client that sends
-            // nothing, or half a preface, is a slow client too.
-            let protocol = tokio::select! {
-                sniffed = tokio::time::timeout(reads.header, super::h2c::sniff(&tcp)) => sniffed,
-                // Shutdown must not wait for a connection that has not
-                // spoken yet, nor serve it after the drain.
-                () = drain.cancelled() => return,
-            };
-            let served = match protocol {
-                Ok(Ok(Protocol::Http1)) => {
-                    watcher
-                        .watch(http1.serve_connection(TokioIo::new(tcp), service))
-                        .await
-                }
-                Ok(Ok(Protocol::Http2)) => {
-                    watcher
-                        .watch(http2.serve_connection(TokioIo::new(tcp), service))
-                        .await
-                }
-                Ok(Err(e)) => {
-                    tracing::trace!(error = %e, "connection ended before its first byte");
-                    return;
-                }
-                Err(_) => {
-                    slow.inc();
-                    return;
-                }
-            };
-            if let Err(e) = served {
+            if let Err(e) = connection.await {
                 if e.is_timeout() {
                     slow.inc();
                 }

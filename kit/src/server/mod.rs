@@ -16,7 +16,6 @@
 
 mod coalesce;
 mod grpc;
-mod h2c;
 mod http;
 mod lifecycle;
 pub mod shed;
