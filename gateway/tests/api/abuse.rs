@@ -334,12 +334,17 @@ async fn past_the_in_flight_limit_requests_get_503_at_once_and_probes_still_answ
     stack.stop().await;
 }
 
-#[tokio::test]
-async fn a_client_dribbling_its_headers_is_disconnected() {
-    let stack = spawn_stack_with(Backend::MySql, |settings| {
+/// A stack that gives a client 300 ms to send its request headers.
+async fn short_header_reads() -> TestStack {
+    spawn_stack_with(Backend::MySql, |settings| {
         settings.http.reads.header = Duration::from_millis(300);
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_client_dribbling_its_headers_is_disconnected() {
+    let stack = short_header_reads().await;
     let mut slow = connect(&stack.base).await;
     slow.write_all(b"GET /api/v1/articles HTTP/1.1\r\nhost: x\r\n")
         .await
@@ -369,10 +374,7 @@ async fn a_client_dribbling_its_headers_is_disconnected() {
 
 #[tokio::test]
 async fn a_client_that_connects_and_says_nothing_is_disconnected() {
-    let stack = spawn_stack_with(Backend::MySql, |settings| {
-        settings.http.reads.header = Duration::from_millis(300);
-    })
-    .await;
+    let stack = short_header_reads().await;
     let mut silent = connect(&stack.base).await;
     assert_eq!(read_until_closed(&mut silent).await.as_deref(), Some(""));
     let metrics = stack.gateway_metrics().await;
