@@ -854,6 +854,19 @@ mod tests {
         s
     }
 
+    /// Content killed at 4.2 s and serving again at 7.1 s.
+    fn outage() -> Vec<(f64, String)> {
+        vec![
+            (4.2, "content_killed".into()),
+            (7.1, "content_serving".into()),
+        ]
+    }
+
+    /// Eleven seconds of 10 reads answered in 5 ms.
+    fn calm() -> Vec<Second> {
+        (0..11).map(|_| second(10, 0, 5)).collect()
+    }
+
     #[test]
     fn the_rate_is_ten_times_higher_during_the_spike_only() {
         let plan = plan();
@@ -864,31 +877,25 @@ mod tests {
 
     #[test]
     fn a_5xx_read_while_content_is_down_fails_the_run() {
-        let faults = vec![
-            (4.2, "content_killed".into()),
-            (7.1, "content_serving".into()),
-        ];
-        let good: Vec<Second> = (0..11).map(|_| second(10, 0, 5)).collect();
+        let faults = outage();
+        let good: Vec<Second> = calm();
         let (_, passed) = report(&plan(), &good, &faults, 0);
         assert!(passed);
-        let mut bad: Vec<Second> = (0..11).map(|_| second(10, 0, 5)).collect();
+        let mut bad: Vec<Second> = calm();
         bad[5] = second(10, 1, 5);
         let (md, passed) = report(&plan(), &bad, &faults, 0);
         assert!(!passed, "{md}");
         assert!(md.contains("FAIL no 5xx on reads of answered pages while content was down (1 of"));
         // Outside the outage a 5xx does not fail this threshold.
-        let mut before: Vec<Second> = (0..11).map(|_| second(10, 0, 5)).collect();
+        let mut before: Vec<Second> = calm();
         before[1] = second(10, 1, 5);
         assert!(report(&plan(), &before, &faults, 0).1);
     }
 
     #[test]
     fn a_5xx_on_a_page_never_answered_before_is_counted_but_does_not_fail_the_run() {
-        let faults = vec![
-            (4.2, "content_killed".into()),
-            (7.1, "content_serving".into()),
-        ];
-        let mut run: Vec<Second> = (0..11).map(|_| second(10, 0, 5)).collect();
+        let faults = outage();
+        let mut run: Vec<Second> = calm();
         run[5] = second(10, 1, 5);
         run[5].read_5xx_unseen = 1;
         let (md, passed) = report(&plan(), &run, &faults, 0);
@@ -901,11 +908,8 @@ mod tests {
 
     #[test]
     fn a_slow_phase_fails_the_p99_bound() {
-        let faults = vec![
-            (4.2, "content_killed".into()),
-            (7.1, "content_serving".into()),
-        ];
-        let mut slow: Vec<Second> = (0..11).map(|_| second(10, 0, 5)).collect();
+        let faults = outage();
+        let mut slow: Vec<Second> = calm();
         slow[3] = second(10, 0, 500);
         let (md, passed) = report(&plan(), &slow, &faults, 0);
         assert!(!passed);
