@@ -5,6 +5,7 @@
 #
 # Set before stack_start (defaults are make run's):
 #   STACK_BIN        binaries (target/release)
+#   STACK_SERVICES_BIN the services' binaries, when not from STACK_BIN
 #   STACK_DATA       SQLite files (data)
 #   STACK_PORT       gateway HTTP (8080); its admin port is STACK_ADMIN_PORT (9100)
 #   STACK_GRPC_PORT  first service port (50051): user, content, comment follow
@@ -157,7 +158,7 @@ stack_start_services() {
     APP_PLATFORM__DISCOVERY__ENDPOINTS="[\"$STACK_ETCD\"]" \
       stack_spawn "$service" env "${tuning[@]}" ${STACK_WORKERS:+APP_PLATFORM__RUNTIME__WORKER_THREADS=$STACK_WORKERS} \
         "APP_${service^^}__DATABASE__URL=sqlite://$STACK_DATA/$service.db" \
-        STACK_PROCESS="$service" ${STACK_WRAP:-} "$STACK_BIN/$service"
+        STACK_PROCESS="$service" ${STACK_WRAP:-} "${STACK_SERVICES_BIN:-$STACK_BIN}/$service"
   done
 }
 
