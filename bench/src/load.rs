@@ -25,6 +25,10 @@ pub(crate) const GRACE: Duration = Duration::from_secs(10);
 pub struct Report {
     pub requests: u64,
     pub errors: u64,
+    /// 2xx answers marked `"degraded":[…]` (counted by `loadgen http`
+    /// only): answered, but without a low-priority part or from a stale
+    /// copy, so cheaper for the services than a whole answer.
+    pub degraded: u64,
     pub elapsed: Duration,
     /// Latencies of successful requests, in microseconds.
     pub latency: Histogram<u64>,
@@ -35,7 +39,7 @@ impl fmt::Display for Report {
         let ms = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
         write!(
             f,
-            "RESULT rps={:.0} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} p999_ms={:.3} max_ms={:.3} requests={} errors={}",
+            "RESULT rps={:.0} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} p999_ms={:.3} max_ms={:.3} requests={} errors={} degraded={}",
             self.requests as f64 / self.elapsed.as_secs_f64(),
             ms(0.5),
             ms(0.9),
@@ -44,6 +48,7 @@ impl fmt::Display for Report {
             self.latency.max() as f64 / 1000.0,
             self.requests,
             self.errors,
+            self.degraded,
         )
     }
 }
@@ -108,6 +113,7 @@ where
     Ok(Report {
         requests: started,
         errors: errors.load(Ordering::Relaxed) + outstanding.load(Ordering::Relaxed),
+        degraded: 0,
         elapsed,
         latency,
     })
@@ -176,6 +182,7 @@ pub async fn fixed(
     Ok(Report {
         requests,
         errors: 0,
+        degraded: 0,
         elapsed: start.elapsed(),
         latency,
     })

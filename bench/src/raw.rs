@@ -67,17 +67,17 @@ impl Connection {
         }
     }
 
-    /// One request; `Ok(status)` once the whole answer is read.
-    async fn ask(&mut self) -> anyhow::Result<u16> {
+    /// One request; `Ok(answer)` once the whole answer is read.
+    async fn ask(&mut self) -> anyhow::Result<Answer> {
         let result = self.exchange().await;
         if !matches!(result, Ok((_, true))) {
             // An error or `connection: close`: the next request reconnects.
             self.stream = None;
         }
-        result.map(|(status, _)| status)
+        result.map(|(answer, _)| answer)
     }
 
-    async fn exchange(&mut self) -> anyhow::Result<(u16, bool)> {
+    async fn exchange(&mut self) -> anyhow::Result<(Answer, bool)> {
         let stream = match &mut self.stream {
             Some(stream) => stream,
             None => {
@@ -125,9 +125,24 @@ impl Connection {
                     bail!("the server closed the connection mid-body");
                 }
             }
-            return Ok((status, keep_alive));
+            let degraded = (200..300).contains(&status)
+                && memchr::memmem::find(&self.buf[head..total], DEGRADED).is_some();
+            return Ok((Answer { status, degraded }, keep_alive));
         }
     }
+}
+
+/// The gateway's mark on an answer that left out a low-priority part
+/// (authors, comment counts) or came from a stale copy. Inside a JSON
+/// string the quotes would be escaped, so article text cannot match it.
+const DEGRADED: &[u8] = br#""degraded":["#;
+
+/// What the generator keeps of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Answer {
+    status: u16,
+    /// A 2xx marked `"degraded":[…]`.
+    degraded: bool,
 }
 
 /// What a connection task tells the dispatcher when a request is over.
@@ -136,6 +151,7 @@ struct Done {
     /// Microseconds from when the request was due, or `None` for a failure
     /// (no answer, or not a 2xx).
     latency: Option<u64>,
+    degraded: bool,
 }
 
 async fn serve(
@@ -145,12 +161,14 @@ async fn serve(
     done: mpsc::UnboundedSender<Done>,
 ) {
     while let Some(at) = due.recv().await {
-        let ok = matches!(connection.ask().await, Ok(status) if (200..300).contains(&status));
+        let answer = connection.ask().await.ok();
+        let ok = answer.is_some_and(|a| (200..300).contains(&a.status));
         let latency = ok.then(|| at.elapsed().as_micros().max(1) as u64);
         if done
             .send(Done {
                 connection: id,
                 latency,
+                degraded: answer.is_some_and(|a| a.degraded),
             })
             .is_err()
         {
@@ -214,7 +232,8 @@ pub async fn open_loop_get(
     let status = Connection::new(target.clone())
         .ask()
         .await
-        .with_context(|| format!("GET {url}"))?;
+        .with_context(|| format!("GET {url}"))?
+        .status;
     if !(200..300).contains(&status) {
         return Err(anyhow!("GET {url}: {status}"));
     }
@@ -228,8 +247,9 @@ pub async fn open_loop_get(
         done: done_tx,
     };
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let (mut started, mut finished, mut errors) = (0u64, 0u64, 0u64);
+    let (mut started, mut finished, mut errors, mut degraded) = (0u64, 0u64, 0u64, 0u64);
     let mut record = |d: Done, pool: &mut Pool| {
+        degraded += u64::from(d.degraded);
         match d.latency {
             Some(micros) => latency.saturating_record(micros),
             None => errors += 1,
@@ -281,6 +301,7 @@ pub async fn open_loop_get(
         requests: started,
         // Never answered within the grace, or never sent: errors.
         errors: errors + (started - finished),
+        degraded,
         elapsed,
         latency,
     })
@@ -325,8 +346,28 @@ mod tests {
         .await;
         let mut connection = Connection::new(target);
         for expected in [200, 503, 304, 200] {
-            assert_eq!(connection.ask().await.unwrap(), expected);
+            assert_eq!(connection.ask().await.unwrap().status, expected);
         }
+    }
+
+    #[tokio::test]
+    async fn a_2xx_marked_degraded_is_told_apart_from_a_whole_answer() {
+        let target = serve_answers(vec![
+            b"HTTP/1.1 200 OK\r\ncontent-length: 35\r\n\r\n{\"items\":[],\"degraded\":[\"authors\"]}",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 26\r\n\r\n{\"title\":\"\\\"degraded\\\":[\"}",
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 14\r\n\r\n{\"degraded\":[]",
+        ])
+        .await;
+        let mut connection = Connection::new(target);
+        let answers = [
+            connection.ask().await.unwrap(),
+            connection.ask().await.unwrap(),
+            connection.ask().await.unwrap(),
+        ];
+        let degraded: Vec<bool> = answers.iter().map(|a| a.degraded).collect();
+        // A title that quotes the key is escaped; a 5xx is an error, not
+        // a degraded answer.
+        assert_eq!(degraded, [true, false, false]);
     }
 
     #[tokio::test]
