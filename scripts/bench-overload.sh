@@ -13,6 +13,7 @@
 #   APP_GATEWAY__HTTP__SHED__ADAPTIVE__TOLERANCE=5 scripts/bench-overload.sh
 #   SERVICES_CPU=0.15 CFS_PERIOD_US=10000 scripts/bench-overload.sh
 #   SPLIT=1 SERVICES_BIN=target/debug scripts/bench-overload.sh
+#   SPLIT=1 MYSQL=mysql://root@127.0.0.1:3306 APP_CONTENT__CACHE__TTL=0s … scripts/bench-overload.sh
 # Any APP_* setting reaches the stack (above: the adaptive door).
 #
 # SERVICES_CPU puts the three services in a cgroup of their own with that
@@ -32,6 +33,12 @@
 # are slower than the gateway: SERVICES_BIN=target/debug (built with
 # `cargo build -p user -p content -p comment`) stands in for a backend that
 # needs more CPU per call, e.g. one that waits on its database.
+#
+# MYSQL gives each service a database of its own on that server, as in
+# production, instead of a SQLite file (dropped again at the end); with
+# SPLIT a local mysqld joins the services on CPU 0. With the services'
+# caches off (APP_<SERVICE>__CACHE__TTL=0s) every list then costs three
+# queries: a backend bound by its database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
@@ -45,11 +52,16 @@ LIST="/api/v1/articles?limit=20"
 STACK_PORT=18080 STACK_GRPC_PORT=20151 STACK_ADMIN_PORT=19100 STACK_ETCD_PORT=22479
 STACK_BIN=$BIN STACK_SERVICES_BIN=${SERVICES_BIN:-} STACK_WORKERS=${WORKERS:-} STACK_LOGS=target/bench/logs/overload
 STACK_DATA=$(mktemp -d "${TMPDIR:-/tmp}/newsroom-overload.XXXXXX")
+STACK_MYSQL=${MYSQL:-} STACK_MYSQL_PREFIX=overload_$$_ MYSQLD=
 mkdir -p "$STACK_LOGS"
 cleanup() {
   stack_stop
   rm -rf "$STACK_DATA"
   [ -z "$CGROUP" ] || rmdir "$CGROUP"
+  [ -z "$MYSQLD" ] || taskset -a -p "$MYSQLD_CPUS" "$MYSQLD" >/dev/null || true
+  if [ -n "$STACK_MYSQL" ]; then
+    for name in "${STACK_SERVICES[@]}"; do stack_mysql "DROP DATABASE IF EXISTS \`$STACK_MYSQL_PREFIX$name\`" || true; done
+  fi
 }
 # limit_services: the services' processes into a CPU cgroup of their own,
 # cgroup v2 (cpu.max) or v1 (cfs_quota_us), whichever has the cpu controller.
@@ -82,6 +94,13 @@ if [ -n "$SPLIT" ]; then
   [ "$(nproc)" -lt 3 ] || gateway_cpu=2
   taskset -a -p -c "$gateway_cpu" "${STACK_PIDS[gateway]}" >/dev/null
   echo "services alone on CPU 0, the gateway on CPU $gateway_cpu, the load on CPU 1"
+  # A local MySQL server is part of the services' CPU: it joins them on
+  # CPU 0 for the run (its affinity is put back afterwards).
+  if [ -n "$STACK_MYSQL" ] && MYSQLD=$(pidof mariadbd mysqld | awk '{ print $1 }') && [ -n "$MYSQLD" ]; then
+    MYSQLD_CPUS=$(taskset -p "$MYSQLD" | awk '{ print $NF }')
+    taskset -a -p -c 0 "$MYSQLD" >/dev/null
+    echo "MySQL (pid $MYSQLD) on CPU 0 with the services"
+  fi
 fi
 [ -z "$SERVICES_CPU" ] || limit_services
 

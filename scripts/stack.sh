@@ -7,6 +7,10 @@
 #   STACK_BIN        binaries (target/release)
 #   STACK_SERVICES_BIN the services' binaries, when not from STACK_BIN
 #   STACK_DATA       SQLite files (data)
+#   STACK_MYSQL      a MySQL server (mysql://root@127.0.0.1:3306) where each
+#                    service gets a database of its own, as in production:
+#                    <STACK_MYSQL_PREFIX><name> (newsroom_<name>), created
+#                    if missing; unset = a SQLite file each under STACK_DATA
 #   STACK_PORT       gateway HTTP (8080); its admin port is STACK_ADMIN_PORT (9100)
 #   STACK_GRPC_PORT  first service port (50051): user, content, comment follow
 #   STACK_ADMIN_PORT gateway admin port; the services' admin ports follow (9101…)
@@ -140,6 +144,25 @@ stack_start_etcd() {
   for _ in $(seq 1 100); do stack_port_open "$STACK_ETCD_PORT" && break; sleep 0.1; done
 }
 
+# stack_mysql SQL: runs SQL on the STACK_MYSQL server, as the URL's user.
+stack_mysql() {
+  local rest=${STACK_MYSQL#*://} user=root pass='' hostport
+  hostport=${rest%%/*}
+  if [[ $hostport == *@* ]]; then
+    user=${hostport%@*} hostport=${hostport##*@}
+    [[ $user != *:* ]] || { pass=${user#*:}; user=${user%%:*}; }
+  fi
+  MYSQL_PWD=$pass mariadb -h "${hostport%:*}" -P "${hostport##*:}" -u "$user" -N -e "$1"
+}
+
+# stack_database_url NAME: the service's database, created on MySQL.
+stack_database_url() {
+  [ -n "${STACK_MYSQL:-}" ] || { echo "sqlite://$STACK_DATA/$1.db"; return; }
+  local db=${STACK_MYSQL_PREFIX:-newsroom_}$1
+  stack_mysql "CREATE DATABASE IF NOT EXISTS \`$db\`" >&2
+  echo "${STACK_MYSQL%/}/$db"
+}
+
 # stack_start_services NAME…
 stack_start_services() {
   mkdir -p "$STACK_DATA"
@@ -157,7 +180,7 @@ stack_start_services() {
     APP_PLATFORM__ADMIN__PORT=$((STACK_ADMIN_PORT + 1 + i)) \
     APP_PLATFORM__DISCOVERY__ENDPOINTS="[\"$STACK_ETCD\"]" \
       stack_spawn "$service" env "${tuning[@]}" ${STACK_WORKERS:+APP_PLATFORM__RUNTIME__WORKER_THREADS=$STACK_WORKERS} \
-        "APP_${service^^}__DATABASE__URL=sqlite://$STACK_DATA/$service.db" \
+        "APP_${service^^}__DATABASE__URL=$(stack_database_url "$service")" \
         STACK_PROCESS="$service" ${STACK_WRAP:-} "${STACK_SERVICES_BIN:-$STACK_BIN}/$service"
   done
 }
