@@ -44,7 +44,7 @@ cd "$(dirname "$0")/.."
 source scripts/stack.sh
 
 BIN=${BIN:-target/release} DURATION=${DURATION:-10} OVERLOAD=${OVERLOAD:-2 5 10}
-SERVICES_CPU=${SERVICES_CPU:-} CFS_PERIOD_US=${CFS_PERIOD_US:-100000} CGROUP= SPLIT=${SPLIT:-}
+SERVICES_CPU=${SERVICES_CPU:-} CFS_PERIOD_US=${CFS_PERIOD_US:-100000} CGROUP='' SPLIT=${SPLIT:-}
 [ -z "$SPLIT" ] || [ -z "$SERVICES_CPU" ] || { echo "SPLIT and SERVICES_CPU are two set-ups: choose one" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "needs two CPUs: the stack on one, the load on the other" >&2; exit 1; }
 case $BIN in /*) ;; *) cargo build --release -p gateway -p user -p content -p comment -p bench --bins ;; esac
@@ -52,7 +52,7 @@ LIST="/api/v1/articles?limit=20"
 STACK_PORT=18080 STACK_GRPC_PORT=20151 STACK_ADMIN_PORT=19100 STACK_ETCD_PORT=22479
 STACK_BIN=$BIN STACK_SERVICES_BIN=${SERVICES_BIN:-} STACK_WORKERS=${WORKERS:-} STACK_LOGS=target/bench/logs/overload
 STACK_DATA=$(mktemp -d "${TMPDIR:-/tmp}/newsroom-overload.XXXXXX")
-STACK_MYSQL=${MYSQL:-} STACK_MYSQL_PREFIX=overload_$$_ MYSQLD=
+STACK_MYSQL=${MYSQL:-} STACK_MYSQL_PREFIX=overload_$$_ MYSQLD=''
 mkdir -p "$STACK_LOGS"
 cleanup() {
   stack_stop
@@ -109,9 +109,11 @@ load() { # RATE: one open-loop stage, its RESULT line and the generator's CPU
     --rate "$1" --duration "$DURATION" 2>&1 | grep -E '^RESULT|^generator' | tr '\n' ' '
 }
 # cpu NAME…: user + system seconds these processes have used so far.
+# A local mysqld on CPU 0 counts as the services' (every one of its threads).
 cpu() {
   local name t=0
   for name in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/${STACK_PIDS[$name]}/stat"))); done
+  [ "$*" = gateway ] || [ -z "$MYSQLD" ] || t=$((t + $(awk '{ print $14 + $15 }' "/proc/$MYSQLD/stat")))
   awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
 }
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
@@ -143,7 +145,7 @@ base=$(field p99_ms "$half") low=$(field p99_ms "$light")
 # "degraded": 2xx answers without a low-priority part (authors, comment
 # counts), cheaper for the services than whole ones: a setting that
 # degrades more reaches a higher goodput on the same CPU.
-printf '| load | offered/s | goodput/s | goodput / maximum | degraded share | admitted p99 ms | / half-load p99 | / light-load p99 | gateway / services CPU s | generator CPU s |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n'
+printf '| load | offered/s | goodput/s | goodput / maximum | degraded share | admitted p99 ms | / half-load p99 | / light-load p99 | gateway / services%s CPU s | generator CPU s |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n' "${MYSQLD:+ + MySQL}"
 for k in $OVERLOAD; do
   g0=$(cpu gateway) s0=$(cpu "${STACK_SERVICES[@]}")
   r=$(load $((max * k)))
