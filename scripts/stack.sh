@@ -10,7 +10,9 @@
 #   STACK_MYSQL      a MySQL server (mysql://root@127.0.0.1:3306) where each
 #                    service gets a database of its own, as in production:
 #                    <STACK_MYSQL_PREFIX><name> (newsroom_<name>), created
-#                    if missing; unset = a SQLite file each under STACK_DATA
+#                    if missing; unset = a SQLite file each under STACK_DATA.
+#                    For benchmarks (bench-overload.sh's MYSQL): run.sh's
+#                    demo data and make reset know only the SQLite files
 #   STACK_PORT       gateway HTTP (8080); its admin port is STACK_ADMIN_PORT (9100)
 #   STACK_GRPC_PORT  first service port (50051): user, content, comment follow
 #   STACK_ADMIN_PORT gateway admin port; the services' admin ports follow (9101…)
