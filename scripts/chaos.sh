@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 log=target/chaos.log
 mkdir -p target
 set +e
-cargo test -p gateway --test chaos -- --nocapture --test-threads=1 --include-ignored \
+# --workspace: make test's feature set, so its build is reused.
+cargo test --workspace --test chaos -- --nocapture --test-threads=1 --include-ignored \
   sigkill rolling etcd_down cluster:: partition:: 2>&1 | tee "$log" | grep --line-buffered -oE '(CHAOS |SKIP|test result|panicked).*'
 status=${PIPESTATUS[0]}
 set -e

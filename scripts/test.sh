@@ -43,7 +43,9 @@ cargo test --workspace --all-targets --no-fail-fast
 cargo test --workspace --doc
 
 step "the long chaos scenarios (ignored by a plain cargo test; make chaos runs them too)"
-cargo test -p gateway --test chaos -- --ignored --test-threads=1
+# --workspace, not -p gateway: the same feature set as the step above, so the
+# chaos binary it built is reused (-p gateway alone recompiled ~40 crates).
+cargo test --workspace --test chaos -- --ignored --test-threads=1
 
 step "the README's walks against a make run stack (debug binaries)"
 BIN=target/debug scripts/readme-test.py
