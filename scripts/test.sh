@@ -27,10 +27,11 @@ step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "drop test databases left by earlier runs"
-mysql_url=${NEWSROOM_TEST_MYSQL:-mysql://root@127.0.0.1:3306}
-mysql_host=${mysql_url#*://}; mysql_host=${mysql_host%%/*}; mysql_host=${mysql_host##*@}
-mariadb -h "${mysql_host%:*}" -P "${mysql_host##*:}" -u root -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 't\\_%'" 2>/dev/null \
-  | while read -r db; do mariadb -h "${mysql_host%:*}" -P "${mysql_host##*:}" -u root -e "DROP DATABASE \`$db\`"; done || true
+# shellcheck source=scripts/stack.sh
+source scripts/stack.sh # stack_mysql: the URL's host, port, user and password
+STACK_MYSQL=${NEWSROOM_TEST_MYSQL:-mysql://root@127.0.0.1:3306}
+stack_mysql "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 't\\_%'" 2>/dev/null \
+  | while read -r db; do stack_mysql "DROP DATABASE \`$db\`"; done || true
 
 step "docs (broken intra-doc links fail)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
