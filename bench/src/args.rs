@@ -46,6 +46,11 @@ impl Args {
             .ok_or_else(|| anyhow!("missing argument: {what}"))
     }
 
+    /// The positional arguments from the `index`th on.
+    pub fn positionals_from(&self, index: usize) -> &[String] {
+        self.positional.get(index..).unwrap_or_default()
+    }
+
     pub fn required<T: FromStr>(&self, name: &str) -> anyhow::Result<T>
     where
         T::Err: std::error::Error + Send + Sync + 'static,

@@ -124,8 +124,10 @@ where
 /// keep-alive pool, which is what a gateway pod sees in production.
 pub const CONNECTIONS: usize = 1000;
 
-/// `GET url` at `rate` over at most `connections` kept-alive connections; a
-/// success is a 2xx with its whole body read.
+/// `GET` each of `urls` in turn (one server: several pages of a list, so
+/// the load is not one key a cache or a single flight can share) at `rate`
+/// over at most `connections` kept-alive connections; a success is a 2xx
+/// with its whole body read.
 ///
 /// A request due while every connection is busy waits for one, and its
 /// latency counts from when it was due (wrk2's correction for coordinated
@@ -134,12 +136,12 @@ pub const CONNECTIONS: usize = 1000;
 /// connects a second, a SYN flood no application-level shedding sees, which
 /// an Ingress in front of the gateway never sends.
 pub async fn http(
-    url: &str,
+    urls: &[String],
     rate: f64,
     duration: Duration,
     connections: usize,
 ) -> anyhow::Result<Report> {
-    crate::raw::open_loop_get(url, rate, duration, connections).await
+    crate::raw::open_loop_get(urls, rate, duration, connections).await
 }
 
 /// `requests` requests one after another on one kept-alive connection

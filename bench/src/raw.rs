@@ -14,6 +14,7 @@
 //! histogram, so nothing is locked.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -25,28 +26,42 @@ use tokio::time::MissedTickBehavior;
 
 use crate::load::{GRACE, Report};
 
-/// Where and what to ask.
+/// Where and what to ask: one server, one or more paths on it.
 #[derive(Debug, Clone)]
 struct Target {
     addr: String,
-    request: Vec<u8>,
+    /// Built once; shared by every connection.
+    requests: Arc<[Vec<u8>]>,
 }
 
 impl Target {
-    fn get(url: &str) -> anyhow::Result<Self> {
-        let url = reqwest::Url::parse(url)?;
-        if url.scheme() != "http" {
-            bail!("{url}: the generator speaks plain http only");
+    fn get(urls: &[impl AsRef<str>]) -> anyhow::Result<Self> {
+        let mut addr = None;
+        let mut requests = Vec::with_capacity(urls.len());
+        for url in urls {
+            let url = reqwest::Url::parse(url.as_ref())?;
+            if url.scheme() != "http" {
+                bail!("{url}: the generator speaks plain http only");
+            }
+            let host = url.host_str().context("a URL without a host")?;
+            let port = url.port_or_known_default().unwrap_or(80);
+            let here = format!("{host}:{port}");
+            match &addr {
+                None => addr = Some(here.clone()),
+                Some(first) if *first != here => {
+                    bail!("{url}: every URL must name the same server as the first, {first}")
+                }
+                Some(_) => {}
+            }
+            let path = match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            };
+            requests.push(format!("GET {path} HTTP/1.1\r\nhost: {here}\r\n\r\n").into_bytes());
         }
-        let host = url.host_str().context("a URL without a host")?;
-        let port = url.port_or_known_default().unwrap_or(80);
-        let path = match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        };
         Ok(Self {
-            addr: format!("{host}:{port}"),
-            request: format!("GET {path} HTTP/1.1\r\nhost: {host}:{port}\r\n\r\n").into_bytes(),
+            addr: addr.context("no URL to ask")?,
+            requests: requests.into(),
         })
     }
 }
@@ -67,9 +82,10 @@ impl Connection {
         }
     }
 
-    /// One request; `Ok(answer)` once the whole answer is read.
-    async fn ask(&mut self) -> anyhow::Result<Answer> {
-        let result = self.exchange().await;
+    /// The target's `request`th request; `Ok(answer)` once the whole
+    /// answer is read.
+    async fn ask(&mut self, request: usize) -> anyhow::Result<Answer> {
+        let result = self.exchange(request).await;
         if !matches!(result, Ok((_, true))) {
             // An error or `connection: close`: the next request reconnects.
             self.stream = None;
@@ -77,7 +93,7 @@ impl Connection {
         result.map(|(answer, _)| answer)
     }
 
-    async fn exchange(&mut self) -> anyhow::Result<(Answer, bool)> {
+    async fn exchange(&mut self, request: usize) -> anyhow::Result<(Answer, bool)> {
         let stream = match &mut self.stream {
             Some(stream) => stream,
             None => {
@@ -86,7 +102,7 @@ impl Connection {
                 self.stream.insert(stream)
             }
         };
-        stream.write_all(&self.target.request).await?;
+        stream.write_all(&self.target.requests[request]).await?;
         self.buf.clear();
         loop {
             if self.buf.len() == self.buf.capacity() {
@@ -157,11 +173,11 @@ struct Done {
 async fn serve(
     id: usize,
     mut connection: Connection,
-    mut due: mpsc::UnboundedReceiver<Instant>,
+    mut due: mpsc::UnboundedReceiver<(Instant, usize)>,
     done: mpsc::UnboundedSender<Done>,
 ) {
-    while let Some(at) = due.recv().await {
-        let answer = connection.ask().await.ok();
+    while let Some((at, request)) = due.recv().await {
+        let answer = connection.ask(request).await.ok();
         let ok = answer.is_some_and(|a| (200..300).contains(&a.status));
         let latency = ok.then(|| at.elapsed().as_micros().max(1) as u64);
         if done
@@ -184,15 +200,15 @@ struct Pool {
     /// Idle connections, the most recently used last: reused first, as a
     /// client pool does, so a light load keeps few connections warm.
     idle: Vec<usize>,
-    senders: Vec<mpsc::UnboundedSender<Instant>>,
+    senders: Vec<mpsc::UnboundedSender<(Instant, usize)>>,
     /// Due while every connection was busy: sent in order as they free up,
     /// their latency still counted from when they were due.
-    backlog: VecDeque<Instant>,
+    backlog: VecDeque<(Instant, usize)>,
     done: mpsc::UnboundedSender<Done>,
 }
 
 impl Pool {
-    fn send(&mut self, at: Instant) {
+    fn send(&mut self, due: (Instant, usize)) {
         let id = match self.idle.pop() {
             Some(id) => id,
             None if self.senders.len() < self.max => {
@@ -203,40 +219,45 @@ impl Pool {
                 tokio::spawn(serve(id, connection, rx, self.done.clone()));
                 id
             }
-            None => return self.backlog.push_back(at),
+            None => return self.backlog.push_back(due),
         };
         // The task lives as long as its sender: this cannot fail.
-        let _ = self.senders[id].send(at);
+        let _ = self.senders[id].send(due);
     }
 
     fn freed(&mut self, id: usize) {
         match self.backlog.pop_front() {
-            Some(at) => {
-                let _ = self.senders[id].send(at);
+            Some(due) => {
+                let _ = self.senders[id].send(due);
             }
             None => self.idle.push(id),
         }
     }
 }
 
-/// `GET url` at `rate` for `duration` over at most `connections` kept-alive
-/// connections (see [`crate::load::http`]).
+/// `GET` each of `urls` in turn at `rate` for `duration` over at most
+/// `connections` kept-alive connections (see [`crate::load::http`]).
 pub async fn open_loop_get(
-    url: &str,
+    urls: &[String],
     rate: f64,
     duration: Duration,
     connections: usize,
 ) -> anyhow::Result<Report> {
-    let target = Target::get(url)?;
-    // One request first, so a wrong URL fails loudly instead of as 100% errors.
-    let status = Connection::new(target.clone())
-        .ask()
-        .await
-        .with_context(|| format!("GET {url}"))?
-        .status;
-    if !(200..300).contains(&status) {
-        return Err(anyhow!("GET {url}: {status}"));
+    let target = Target::get(urls)?;
+    // One request per URL first, so a wrong one fails loudly instead of as
+    // a share of errors.
+    let mut probe = Connection::new(target.clone());
+    for (request, url) in urls.iter().enumerate() {
+        let status = probe
+            .ask(request)
+            .await
+            .with_context(|| format!("GET {url}"))?
+            .status;
+        if !(200..300).contains(&status) {
+            return Err(anyhow!("GET {url}: {status}"));
+        }
     }
+    drop(probe);
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let mut pool = Pool {
         target,
@@ -280,8 +301,8 @@ pub async fn open_loop_get(
                 // figures stay comparable (the tick's 1 ms is not added).
                 let now = Instant::now();
                 while started < due {
+                    pool.send((now, (started % pool.target.requests.len() as u64) as usize));
                     started += 1;
-                    pool.send(now);
                 }
             }
         }
@@ -332,7 +353,7 @@ mod tests {
                 socket.write_all(tail).await.unwrap();
             }
         });
-        Target::get(&url).unwrap()
+        Target::get(&[url]).unwrap()
     }
 
     #[tokio::test]
@@ -346,7 +367,7 @@ mod tests {
         .await;
         let mut connection = Connection::new(target);
         for expected in [200, 503, 304, 200] {
-            assert_eq!(connection.ask().await.unwrap().status, expected);
+            assert_eq!(connection.ask(0).await.unwrap().status, expected);
         }
     }
 
@@ -360,9 +381,9 @@ mod tests {
         .await;
         let mut connection = Connection::new(target);
         let answers = [
-            connection.ask().await.unwrap(),
-            connection.ask().await.unwrap(),
-            connection.ask().await.unwrap(),
+            connection.ask(0).await.unwrap(),
+            connection.ask(0).await.unwrap(),
+            connection.ask(0).await.unwrap(),
         ];
         let degraded: Vec<bool> = answers.iter().map(|a| a.degraded).collect();
         // A title that quotes the key is escaped; a 5xx is an error, not
@@ -376,18 +397,73 @@ mod tests {
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         ])
         .await;
-        let error = Connection::new(target).ask().await.unwrap_err();
+        let error = Connection::new(target).ask(0).await.unwrap_err();
         assert!(error.to_string().contains("chunked"), "{error}");
     }
 
+    #[tokio::test]
+    async fn the_urls_are_asked_in_turn() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            // The probe's connection, then the one `connections: 1` allows,
+            // one after the other: each request's first line, in order.
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let seen = seen_tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n @ 1..) = socket.read(&mut buf).await {
+                        let line = String::from_utf8_lossy(&buf[..n])
+                            .lines()
+                            .next()
+                            .map(str::to_owned);
+                        let _ = seen.send(line.unwrap_or_default());
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if socket.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let urls = [format!("{base}/a"), format!("{base}/b")];
+        let report = open_loop_get(&urls, 200.0, Duration::from_millis(100), 1)
+            .await
+            .unwrap();
+        assert_eq!(report.errors, 0);
+        let mut lines = Vec::new();
+        while let Ok(line) = seen.try_recv() {
+            lines.push(line);
+        }
+        // The probe asks each once, then the schedule takes them in turn.
+        assert!(lines.len() >= 6, "{lines:?}");
+        for (i, line) in lines.iter().enumerate() {
+            let path = if i % 2 == 0 { "/a" } else { "/b" };
+            assert_eq!(*line, format!("GET {path} HTTP/1.1"), "request {i}");
+        }
+    }
+
     #[test]
-    fn the_request_is_built_once_from_the_url() {
-        let target = Target::get("http://127.0.0.1:8080/api/v1/articles?limit=20").unwrap();
+    fn the_requests_are_built_once_from_urls_on_one_server() {
+        let target = Target::get(&[
+            "http://127.0.0.1:8080/api/v1/articles?limit=20",
+            "http://127.0.0.1:8080/api/v1/articles?limit=20&cursor=AAAAAAAAACg",
+        ])
+        .unwrap();
         assert_eq!(target.addr, "127.0.0.1:8080");
         assert_eq!(
-            target.request,
+            target.requests[0],
             b"GET /api/v1/articles?limit=20 HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n\r\n"
         );
-        assert!(Target::get("https://example.com/").is_err());
+        assert_eq!(
+            target.requests[1],
+            b"GET /api/v1/articles?limit=20&cursor=AAAAAAAAACg HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n\r\n"
+        );
+        assert!(Target::get(&["https://example.com/"]).is_err());
+        assert!(Target::get(&["http://127.0.0.1:8080/", "http://127.0.0.1:8081/"]).is_err());
+        let none: [&str; 0] = [];
+        assert!(Target::get(&none).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! The load generator of `make bench`:
 //!
-//! - `loadgen http URL --rate R --duration S [--connections 1000]`:
-//!   open-loop `GET URL` over at most that many kept-alive connections;
+//! - `loadgen http URL [URL…] --rate R --duration S [--connections 1000]`:
+//!   open-loop `GET` of the URLs in turn (one server) over at most that
+//!   many kept-alive connections;
 //! - `loadgen grpc-page --content A --user A --comment A --rate R --duration S
 //!   [--limit 20]`: the gateway's article page made directly over gRPC;
 //! - `loadgen fixed URL --requests N [--body JSON --token T]`: N requests in
@@ -27,10 +28,11 @@ fn main() -> anyhow::Result<()> {
     bench::runtime("LOADGEN_WORKER_THREADS")?.block_on(async {
         match args.positional(0, "mode: http, fixed, grpc-page, seed or spike")? {
             "http" => {
-                let url = args.positional(1, "URL")?;
+                args.positional(1, "URL")?;
+                let urls = args.positionals_from(1);
                 let connections = args.or("connections", bench::load::CONNECTIONS)?;
                 let report =
-                    bench::load::http(url, args.required("rate")?, duration()?, connections)
+                    bench::load::http(urls, args.required("rate")?, duration()?, connections)
                         .await?;
                 println!("{report}");
             }
