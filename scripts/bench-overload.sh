@@ -38,12 +38,22 @@
 # production, instead of a SQLite file (dropped again at the end); with
 # SPLIT a local mysqld joins the services on CPU 0. With the services'
 # caches off (APP_<SERVICE>__CACHE__TTL=0s) every list then costs three
-# queries: a backend bound by its database.
+# queries: a backend bound by its database. Each stage then also gives the
+# server's queries per answer.
+#
+# PAGES=N spreads the requests over N pages of the list, in turn, no two
+# sharing an article (the seed grows to 20 × N articles), instead of the
+# first page alone. On one page every call in flight asks the same thing
+# and the services' single flights share one load among them, so the more
+# in flight, the fewer queries per answer (1.7 with a bulkhead of 4, 0.4
+# with 16: docs/benchmarks.md); over many pages little is shared, as for
+# traffic that is not one hot page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
 
-BIN=${BIN:-target/release} DURATION=${DURATION:-10} OVERLOAD=${OVERLOAD:-2 5 10}
+BIN=${BIN:-target/release} DURATION=${DURATION:-10} OVERLOAD=${OVERLOAD:-2 5 10} PAGES=${PAGES:-1}
+ARTICLES=$((PAGES * 20 > 200 ? PAGES * 20 : 200))
 SERVICES_CPU=${SERVICES_CPU:-} CFS_PERIOD_US=${CFS_PERIOD_US:-100000} CGROUP='' SPLIT=${SPLIT:-}
 [ -z "$SPLIT" ] || [ -z "$SERVICES_CPU" ] || { echo "SPLIT and SERVICES_CPU are two set-ups: choose one" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "needs two CPUs: the stack on one, the load on the other" >&2; exit 1; }
@@ -87,7 +97,26 @@ trap cleanup EXIT
 # The seeding's writes are past the write limit.
 export APP_GATEWAY__LIMITS__ENABLED=false
 stack_start >/dev/null
-"$BIN/loadgen" seed "$STACK_URL" --articles 200 --comments 2000 >/dev/null
+seeded=$("$BIN/loadgen" seed "$STACK_URL" --articles "$ARTICLES" --comments 2000)
+# token ID: kit::pagination's page token, 8 big-endian bytes in unpadded base64url.
+token() {
+  local i bytes=''
+  for i in 7 6 5 4 3 2 1 0; do bytes+=$(printf '\\x%02x' $((($1 >> (8 * i)) & 255))); done
+  # shellcheck disable=SC2059 # the format is the bytes
+  printf "$bytes" | base64 | tr '+/' '-_' | tr -d '=\n'
+}
+URLS=("$STACK_URL$LIST") WRK_PAGES=()
+if [ "$PAGES" -gt 1 ]; then
+  last=$(sed -n 's/^BENCH_ARTICLE_MAX=//p' <<<"$seeded")
+  # The page before id `last + 1 - 20 j` holds the 20 articles below it.
+  URLS=()
+  for ((j = 0; j < PAGES; j++)); do URLS+=("$STACK_URL$LIST&cursor=$(token $((last + 1 - 20 * j)))"); done
+  # wrk takes the same pages in turn.
+  printf 'local paths = {%s}\nlocal i = 0\nrequest = function() i = i %% #paths + 1; return wrk.format("GET", paths[i]) end\n' \
+    "$(printf '"%s",' "${URLS[@]#"$STACK_URL"}")" >"$STACK_DATA/pages.lua"
+  WRK_PAGES=(-s "$STACK_DATA/pages.lua")
+  echo "the list's first $PAGES pages in turn ($ARTICLES articles)"
+fi
 for pid in "${STACK_PIDS[@]}"; do taskset -a -p -c 0 "$pid" >/dev/null; done
 if [ -n "$SPLIT" ]; then
   gateway_cpu=1
@@ -105,7 +134,7 @@ fi
 [ -z "$SERVICES_CPU" ] || limit_services
 
 load() { # RATE: one open-loop stage, its RESULT line and the generator's CPU
-  taskset -c 1 /usr/bin/time -f "generator_cpu_s=%U+%S" "$BIN/loadgen" http "$STACK_URL$LIST" \
+  taskset -c 1 /usr/bin/time -f "generator_cpu_s=%U+%S" "$BIN/loadgen" http "${URLS[@]}" \
     --rate "$1" --duration "$DURATION" 2>&1 | grep -E '^RESULT|^generator' | tr '\n' ' '
 }
 # cpu NAME…: user + system seconds these processes have used so far.
@@ -116,6 +145,9 @@ cpu() {
   [ "$*" = gateway ] || [ -z "$MYSQLD" ] || t=$((t + $(awk '{ print $14 + $15 }' "/proc/$MYSQLD/stat")))
   awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
 }
+# queries: the MySQL server's statements so far (server-wide: run on a quiet
+# server), so a stage's queries per answer is a count, not a timing.
+queries() { [ -z "$STACK_MYSQL" ] || stack_mysql "SHOW GLOBAL STATUS LIKE 'Questions'" | awk '{ print $2 }'; }
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 goodput() { # RESULT: 2xx answers a second
   awk -v n="$(field requests "$1")" -v e="$(field errors "$1")" -v d="$DURATION" 'BEGIN { printf "%d", (n - e) / d }'
@@ -123,7 +155,7 @@ goodput() { # RESULT: 2xx answers a second
 
 # 2xx answers a second only: a door that refuses under wrk's 50
 # connections would otherwise count its 503s as capacity.
-max=${MAX:-$(taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" "$STACK_URL$LIST" | awk -v d="$DURATION" '
+max=${MAX:-$(taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" "${WRK_PAGES[@]}" "$STACK_URL$LIST" | awk -v d="$DURATION" '
   / requests in / { n = $1 } /Non-2xx/ { e = $NF } END { printf "%d", (n - e) / d }')}
 how="wrk, 50 connections, pinned; 2xx a second"
 [ -n "${MAX:-}" ] && how="given"
@@ -145,13 +177,17 @@ base=$(field p99_ms "$half") low=$(field p99_ms "$light")
 # "degraded": 2xx answers without a low-priority part (authors, comment
 # counts), cheaper for the services than whole ones: a setting that
 # degrades more reaches a higher goodput on the same CPU.
-printf '| load | offered/s | goodput/s | goodput / maximum | degraded share | admitted p99 ms | / half-load p99 | / light-load p99 | gateway / services%s CPU s | generator CPU s |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n' "${MYSQLD:+ + MySQL}"
+printf '| load | offered/s | goodput/s | goodput / maximum | degraded share | admitted p99 ms | / half-load p99 | / light-load p99 | gateway / services%s CPU s | generator CPU s |%s\n|---|---:|---:|---:|---:|---:|---:|---:|---|---|%s\n' \
+  "${MYSQLD:+ + MySQL}" "${STACK_MYSQL:+ queries per answer |}" "${STACK_MYSQL:+---:|}"
 for k in $OVERLOAD; do
-  g0=$(cpu gateway) s0=$(cpu "${STACK_SERVICES[@]}")
+  g0=$(cpu gateway) s0=$(cpu "${STACK_SERVICES[@]}") q0=$(queries)
   r=$(load $((max * k)))
+  q1=$(queries)
   used=$(awk -v g="$(cpu gateway)" -v s="$(cpu "${STACK_SERVICES[@]}")" -v g0="$g0" -v s0="$s0" 'BEGIN { printf "%.2f / %.2f", g - g0, s - s0 }')
   good=$(goodput "$r")
   p99=$(field p99_ms "$r")
-  awk -v k="$k" -v o=$((max * k)) -v g="$good" -v m="$max" -v p="$p99" -v b="$base" -v l="$low" -v d="$(field degraded "$r")" -v n="$(field requests "$r")" -v e="$(field errors "$r")" -v c="${r##*generator_cpu_s=}" -v u="$used" \
-    'BEGIN { printf "| %s× | %d | %d | **%.2f** | %.0f %% | %.1f | %.1f | %.1f | %s | %s |\n", k, o, g, g / m, (n > e ? 100 * d / (n - e) : 0), p, p / b, p / l, u, c }'
+  awk -v k="$k" -v o=$((max * k)) -v g="$good" -v m="$max" -v p="$p99" -v b="$base" -v l="$low" -v d="$(field degraded "$r")" -v n="$(field requests "$r")" -v e="$(field errors "$r")" -v c="${r##*generator_cpu_s=}" -v u="$used" -v q="${q0:+$((q1 - q0))}" \
+    'BEGIN { printf "| %s× | %d | %d | **%.2f** | %.0f %% | %.1f | %.1f | %.1f | %s | %s |", k, o, g, g / m, (n > e ? 100 * d / (n - e) : 0), p, p / b, p / l, u, c
+             if (q != "") printf " %.2f |", (n > e ? q / (n - e) : 0)
+             printf "\n" }'
 done
