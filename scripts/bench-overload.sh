@@ -37,9 +37,10 @@
 # MYSQL gives each service a database of its own on that server, as in
 # production, instead of a SQLite file (dropped again at the end); with
 # SPLIT a local mysqld joins the services on CPU 0. With the services'
-# caches off (APP_<SERVICE>__CACHE__TTL=0s) every list then costs three
-# queries: a backend bound by its database. Each stage then also gives the
-# server's queries per answer.
+# caches off (APP_<SERVICE>__CACHE__TTL=0s) every list then goes to the
+# database (three queries, fewer when calls in flight share a load: PAGES):
+# a backend bound by its database. Each stage then also gives the server's
+# queries per answer.
 #
 # PAGES=N spreads the requests over N pages of the list, in turn, no two
 # sharing an article (the seed grows to 20 × N articles), instead of the
@@ -97,20 +98,15 @@ trap cleanup EXIT
 # The seeding's writes are past the write limit.
 export APP_GATEWAY__LIMITS__ENABLED=false
 stack_start >/dev/null
-seeded=$("$BIN/loadgen" seed "$STACK_URL" --articles "$ARTICLES" --comments 2000)
-# token ID: kit::pagination's page token, 8 big-endian bytes in unpadded base64url.
-token() {
-  local i bytes=''
-  for i in 7 6 5 4 3 2 1 0; do bytes+=$(printf '\\x%02x' $((($1 >> (8 * i)) & 255))); done
-  # shellcheck disable=SC2059 # the format is the bytes
-  printf "$bytes" | base64 | tr '+/' '-_' | tr -d '=\n'
-}
+"$BIN/loadgen" seed "$STACK_URL" --articles "$ARTICLES" --comments 2000 >/dev/null
 URLS=("$STACK_URL$LIST") WRK_PAGES=()
 if [ "$PAGES" -gt 1 ]; then
-  last=$(sed -n 's/^BENCH_ARTICLE_MAX=//p' <<<"$seeded")
-  # The page before id `last + 1 - 20 j` holds the 20 articles below it.
-  URLS=()
-  for ((j = 0; j < PAGES; j++)); do URLS+=("$STACK_URL$LIST&cursor=$(token $((last + 1 - 20 * j)))"); done
+  # Each page's own next_cursor leads to the next, so the pages share no article.
+  for ((j = 1; j < PAGES; j++)); do
+    cursor=$(curl -fsS "${URLS[-1]}" | sed -n 's/.*"next_cursor":"\([^"]*\)".*/\1/p')
+    [ -n "$cursor" ] || { echo "page $j of the list has no next_cursor" >&2; exit 1; }
+    URLS+=("$STACK_URL$LIST&cursor=$cursor")
+  done
   # wrk takes the same pages in turn.
   printf 'local paths = {%s}\nlocal i = 0\nrequest = function() i = i %% #paths + 1; return wrk.format("GET", paths[i]) end\n' \
     "$(printf '"%s",' "${URLS[@]#"$STACK_URL"}")" >"$STACK_DATA/pages.lua"
